@@ -1,0 +1,45 @@
+"""Agents, built by name from the ``agent`` config group."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import torch
+
+from pbrl.agents.sac import SAC, SACConfig
+from pbrl.errors import ConfigError
+
+# name -> (agent class, its config dataclass); a new agent registers itself here
+AGENTS: dict[str, tuple[type, type]] = {"sac": (SAC, SACConfig)}
+
+_POSITIVE = {"hidden_dim", "depth", "num_critics", "batch_size", "actor_lr", "critic_lr", "alpha_lr", "init_alpha",
+             "updates_per_step", "actor_update_every", "target_update_every"}
+
+
+def agent_config(cfg: Mapping[str, Any]):
+    """Validate the ``agent`` config group and return its dataclass."""
+    name = cfg.get("name", "sac")
+    if name not in AGENTS:
+        raise ConfigError("agent", f"unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
+    _, config_cls = AGENTS[name]
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(cfg) - set(fields))
+    if unknown:
+        raise ConfigError(f"agent.{unknown[0]}", f"not a {name} setting; allowed: {', '.join(fields)}")
+    for key, value in cfg.items():
+        if key in _POSITIVE and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"agent.{key}", f"got {value!r}; must be a number > 0")
+    out = config_cls(**dict(cfg))
+    if not 0 < out.tau <= 1:
+        raise ConfigError("agent.tau", f"got {out.tau!r}; must be in (0, 1]")
+    if not 0 <= out.discount <= 1:
+        raise ConfigError("agent.discount", f"got {out.discount!r}; must be in [0, 1]")
+    return out
+
+
+def make_agent(cfg: Mapping[str, Any], obs_dim: int, action_dim: int, device: torch.device, precision: str):
+    """Build the agent named by ``cfg.name`` for the given observation and action sizes."""
+    config = agent_config(cfg)
+    agent_cls, _ = AGENTS[config.name]
+    return agent_cls(obs_dim, action_dim, config, device=device, precision=precision)

@@ -1,0 +1,209 @@
+"""Soft actor-critic (Haarnoja et al. 2018) with twin critics batched as one ensemble module.
+
+The update reads top to bottom like the paper: critic target under no_grad, critic loss, actor
+loss through critics whose weights are detached (no wasted weight gradients), temperature loss,
+Polyak-averaged target critics. ``precision="bf16"`` runs the matmuls under CPU/CUDA autocast with
+fp32 master weights; losses and log-probabilities stay fp32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pbrl.agents.nets import EnsembleMLP, mlp
+
+LOG_2PI = math.log(2 * math.pi)
+LOG_2 = math.log(2.0)
+
+
+@dataclass
+class SACConfig:
+    """SAC hyperparameters; every field is documented in conf/agent/sac.yaml."""
+
+    name: str = "sac"
+    hidden_dim: int = 256
+    depth: int = 2
+    num_critics: int = 2
+    batch_size: int = 256
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    init_alpha: float = 1.0
+    target_entropy: float | None = None  # None: -action_dim
+    discount: float = 0.99
+    tau: float = 0.005
+    updates_per_step: int = 1
+    actor_update_every: int = 1
+    target_update_every: int = 1
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+
+
+class Batch(NamedTuple):
+    """A sampled minibatch of transitions, all on the agent's device."""
+
+    obs: torch.Tensor  # [B, obs_dim]
+    action: torch.Tensor  # [B, action_dim]
+    reward: torch.Tensor  # [B]
+    next_obs: torch.Tensor  # [B, obs_dim]
+    terminated: torch.Tensor  # [B] float, 1 where the episode truly ended (no bootstrap)
+
+
+class Actor(nn.Module):
+    """Tanh-squashed diagonal Gaussian policy."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_dim: int, depth: int,
+                 log_std_min: float, log_std_max: float):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_dim, depth, 2 * action_dim)
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-std of the pre-tanh Gaussian; log-std squashed smoothly into its bounds."""
+        mean, log_std = self.net(obs).float().chunk(2, dim=-1)
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
+        return mean, log_std
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A reparameterised action in (-1, 1) and its log-probability (tanh correction included)."""
+        mean, log_std = self(obs)
+        eps = torch.randn_like(mean)
+        x = mean + log_std.exp() * eps
+        action = torch.tanh(x)
+        gauss_log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1)
+        # log(1 - tanh(x)^2) = 2 (log 2 - x - softplus(-2x)), stable for large |x|
+        log_det = (2.0 * (LOG_2 - x - F.softplus(-2.0 * x))).sum(-1)
+        return action, gauss_log_prob - log_det
+
+
+class SAC:
+    """The SAC agent: ``act`` for environment steps, ``update`` for one gradient step."""
+
+    def __init__(self, obs_dim: int, action_dim: int, cfg: SACConfig, device: torch.device | str = "cpu",
+                 precision: str = "fp32"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.precision = precision
+        self.action_dim = action_dim
+        self.actor = Actor(obs_dim, action_dim, cfg.hidden_dim, cfg.depth, cfg.log_std_min,
+                           cfg.log_std_max).to(self.device)
+        self.critic = EnsembleMLP(cfg.num_critics, obs_dim + action_dim, cfg.hidden_dim, cfg.depth, 1).to(self.device)
+        self.critic_target = EnsembleMLP(cfg.num_critics, obs_dim + action_dim, cfg.hidden_dim, cfg.depth,
+                                         1).to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
+        self.target_entropy = -float(action_dim) if cfg.target_entropy is None else float(cfg.target_entropy)
+        self.actor_opt = self._adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = self._adam(self.critic.parameters(), cfg.critic_lr)
+        self.alpha_opt = self._adam([self.log_alpha], cfg.alpha_lr)
+        self.num_updates = 0
+        self._metrics: dict[str, torch.Tensor] = {}  # detached tensors; .item() only when logged
+
+    def _adam(self, params, lr: float) -> torch.optim.Adam:
+        # fused Adam: one kernel per step instead of several ops per parameter tensor
+        return torch.optim.Adam(params, lr=lr, fused=True)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Current entropy temperature (a detached scalar tensor)."""
+        return self.log_alpha.detach().exp()
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Action in [-1, 1] for one observation ``[obs_dim]`` or a batch ``[N, obs_dim]``."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        if deterministic:
+            action = torch.tanh(self.actor(obs_t)[0])
+        else:
+            action = self.actor.sample(obs_t)[0]
+        return action.cpu().numpy()
+
+    def q_values(self, obs: torch.Tensor, action: torch.Tensor, target: bool = False, params=None) -> torch.Tensor:
+        """Q-values of every critic member: ``[num_critics, B]``."""
+        net = self.critic_target if target else self.critic
+        return net(torch.cat([obs, action], dim=-1), params).squeeze(-1).float()
+
+    def update(self, batch: Batch) -> None:
+        """One SAC gradient step on ``batch``: critics always, actor/temperature and targets on schedule."""
+        cfg = self.cfg
+        alpha = self.alpha
+        with self._autocast():
+            with torch.no_grad():
+                next_action, next_log_prob = self.actor.sample(batch.next_obs)
+                next_q = self.q_values(batch.next_obs, next_action, target=True).min(0).values
+                target_q = batch.reward + cfg.discount * (1.0 - batch.terminated) * (next_q - alpha * next_log_prob)
+            q = self.q_values(batch.obs, batch.action)  # [num_critics, B]
+            critic_loss = 0.5 * (q - target_q).pow(2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        self._metrics.update(critic_loss=critic_loss.detach(), q_mean=q.detach().mean())
+
+        if self.num_updates % cfg.actor_update_every == 0:
+            self._update_actor_and_alpha(batch.obs, alpha)
+        if self.num_updates % cfg.target_update_every == 0:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), cfg.tau)
+        self.num_updates += 1
+
+    def _update_actor_and_alpha(self, obs: torch.Tensor, alpha: torch.Tensor) -> None:
+        with self._autocast():
+            action, log_prob = self.actor.sample(obs)
+            # critic weights detached: the actor loss needs dQ/da, not dQ/dweights
+            q = self.q_values(obs, action, params=self.critic.detached_params()).min(0).values
+            actor_loss = (alpha * log_prob - q).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.alpha_opt.step()
+        self._metrics.update(actor_loss=actor_loss.detach(), alpha_loss=alpha_loss.detach(),
+                             entropy=-log_prob.detach().mean())
+
+    def reset_critic(self) -> None:
+        """Fresh critics, targets and critic optimiser (PEBBLE does this after pretraining); actor and alpha kept."""
+        self.critic = EnsembleMLP(self.cfg.num_critics, self.critic.weights[0].shape[1], self.cfg.hidden_dim,
+                                  self.cfg.depth, 1).to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_opt = self._adam(self.critic.parameters(), self.cfg.critic_lr)
+
+    def metrics(self) -> dict[str, float]:
+        """Latest training statistics as floats (the only place that syncs with the device)."""
+        out = {k: float(v) for k, v in self._metrics.items()}
+        out["alpha"] = float(self.alpha)
+        return out
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume training exactly: networks, optimisers, temperature, counters."""
+        return {
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(), "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict saved."""
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.num_updates = state["num_updates"]

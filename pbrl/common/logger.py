@@ -1,0 +1,108 @@
+"""One logger for a run: CSV always, TensorBoard optionally, wandb when asked.
+
+``metrics.csv`` holds one row per evaluation and ``episodes.csv`` one row per training episode.
+Rows live in memory and the files are rewritten whole, so a resumed run (which restores the rows
+from its snapshot) never carries duplicate or orphaned rows past the snapshot step.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from pbrl.errors import check_choice
+
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+class Logger:
+    """Writes scalars of a run to CSV, TensorBoard and wandb."""
+
+    def __init__(self, run_dir: str | Path, config: Mapping[str, Any], tensorboard: bool = True,
+                 wandb: Mapping[str, Any] | None = None, resume_step: int = 0):
+        self.run_dir = Path(run_dir)
+        self.eval_rows: list[dict] = []
+        self.episode_rows: list[dict] = []
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a killed run wrote after its last snapshot
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=resume_step or None)
+        self._wandb = None
+        wandb = dict(wandb or {})
+        mode = wandb.get("mode", "disabled")
+        check_choice("logger.wandb.mode", mode, WANDB_MODES)
+        if mode != "disabled":
+            self._wandb = self._init_wandb(mode, wandb, config)
+
+    def _init_wandb(self, mode: str, wcfg: dict, config: Mapping[str, Any]):
+        os.environ.setdefault("WANDB_SILENT", "true")
+        import wandb
+
+        # a stable id per run directory: a resumed run continues the same wandb run
+        run_id = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
+        return wandb.init(project=wcfg.get("project") or "pbrl", entity=wcfg.get("entity"),
+                          group=wcfg.get("group"), name=wcfg.get("name"), mode=mode, id=run_id,
+                          resume="allow", dir=str(self.run_dir), config=dict(config))
+
+    def log(self, prefix: str, step: int, metrics: Mapping[str, float]) -> None:
+        """Send scalars to TensorBoard and wandb as ``prefix/name`` at env step ``step``."""
+        if self._tb is not None:
+            for k, v in metrics.items():
+                self._tb.add_scalar(f"{prefix}/{k}", v, step)
+        if self._wandb is not None:
+            self._wandb.log({f"{prefix}/{k}": v for k, v in metrics.items()}, step=step)
+
+    def log_episode(self, row: Mapping[str, float]) -> None:
+        """One training episode (``env_step``, ``episode``, ``return``, ``length``...)."""
+        self.episode_rows.append(dict(row))
+        self.log("train", int(row["env_step"]), {k: v for k, v in row.items() if k != "env_step"})
+
+    def log_eval(self, row: Mapping[str, float]) -> None:
+        """One evaluation row of metrics.csv; writes the CSV files at once."""
+        self.eval_rows.append(dict(row))
+        self.log("eval", int(row["env_step"]), {k: v for k, v in row.items() if k != "env_step"})
+        self.flush()
+
+    def flush(self) -> None:
+        """Rewrite metrics.csv and episodes.csv from memory."""
+        if self.eval_rows:
+            _write_csv(self.run_dir / "metrics.csv", self.eval_rows)
+        if self.episode_rows:
+            _write_csv(self.run_dir / "episodes.csv", self.episode_rows)
+        if self._tb is not None:
+            self._tb.flush()
+
+    def state_dict(self) -> dict:
+        """The rows written so far, for snapshots."""
+        return {"eval_rows": list(self.eval_rows), "episode_rows": list(self.episode_rows)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the rows of a snapshot and rewrite the CSV files to match it."""
+        self.eval_rows = list(state["eval_rows"])
+        self.episode_rows = list(state["episode_rows"])
+        self.flush()
+
+    def close(self) -> None:
+        """Flush and close every sink."""
+        self.flush()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()

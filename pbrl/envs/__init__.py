@@ -1,0 +1,5 @@
+"""Environments: building any gymnasium task for pbrl, and simulator-state capture for re-rendering."""
+
+from pbrl.envs.make import EnvSpec, get_sim_state, make_env, set_sim_state, sim_state_dim, spec_of
+
+__all__ = ["EnvSpec", "make_env", "get_sim_state", "set_sim_state", "sim_state_dim", "spec_of"]

@@ -1,0 +1,306 @@
+"""The run: seed steps, then training with evaluation, videos and snapshots; resumes by itself.
+
+A ``Workspace`` owns one run directory. ``train()`` first looks there: a ``summary.json`` that
+covers the requested steps means the run is finished (return at once); a ``snapshot.pt`` means
+it was interrupted (restore everything and carry on). A resumed run starts a fresh episode; every
+other piece of state (networks, optimisers, buffer, RNGs, counters, logged rows) is restored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+import pbrl
+from pbrl.agents import make_agent
+from pbrl.buffers.replay import ReplayBuffer
+from pbrl.common.logger import Logger
+from pbrl.common.schedule import Every, Until
+from pbrl.common.utils import resolve_threads, rng_state, select_device, set_rng_state, set_seed
+from pbrl.envs import get_sim_state, make_env, spec_of
+from pbrl.envs.render import FrameRenderer, frame_stride, write_mp4
+from pbrl.errors import ConfigError, check_choice, check_positive
+
+PRECISIONS = ("fp32", "bf16")
+VIDEO_MODES = ("none", "last", "all")
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Check the top-level settings, naming the field and what is allowed on error."""
+    for key in ("seed", "steps"):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int):
+            raise ConfigError(key, f"got {cfg[key]!r}; must be an integer")
+    if cfg["steps"] <= 0:
+        raise ConfigError("steps", f"got {cfg['steps']}; must be > 0 (total environment steps)")
+    check_positive("seed_steps", cfg["seed_steps"], allow_zero=True)
+    check_positive("buffer_size", cfg["buffer_size"])
+    check_choice("precision", cfg["precision"], PRECISIONS)
+    check_positive("eval.every", cfg["eval"]["every"], allow_zero=True)
+    check_positive("eval.episodes", cfg["eval"]["episodes"])
+    check_choice("eval.video", cfg["eval"]["video"], VIDEO_MODES)
+    check_positive("snapshot.every", cfg["snapshot"]["every"], allow_zero=True)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(pbrl.__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Workspace:
+    """One training run in ``run_dir`` configured by ``cfg`` (the composed hydra config as a dict)."""
+
+    def __init__(self, cfg: Mapping[str, Any], run_dir: str | Path, parallel_jobs: int = 1):
+        validate(cfg)
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.device = select_device(str(cfg["device"]))
+        self.threads = resolve_threads(cfg["threads"], parallel_jobs)
+        torch.set_num_threads(self.threads)
+        self.rng = set_seed(cfg["seed"])
+
+        env_cfg = cfg["env"]
+        self.env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
+        self.eval_env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"),
+                                 render_mode="rgb_array" if cfg["eval"]["video"] != "none" else None)
+        self.spec = spec_of(self.env, env_cfg["id"])
+        self.agent = make_agent(cfg["agent"], self.spec.obs_dim, self.spec.action_dim, self.device, cfg["precision"])
+        capacity = min(int(cfg["buffer_size"]), int(cfg["steps"]))
+        self.buffer = ReplayBuffer(capacity, self.spec.obs_dim, self.spec.action_dim, self.spec.sim_state_dim,
+                                   self.device)
+
+        self.step = 0  # environment steps taken
+        self.episode = 0  # training episodes started
+        self.wall_time = 0.0  # seconds spent in train(), summed over resumes
+        self.train_time = 0.0  # the same without evaluation
+        self._obs: np.ndarray | None = None  # None: the next step starts a new episode
+        self._renderer: FrameRenderer | None = None
+        self._video_failed = False
+
+    # ----------------------------------------------------------------------------------- paths
+    @property
+    def snapshot_path(self) -> Path:
+        return self.run_dir / "snapshot.pt"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.run_dir / "summary.json"
+
+    def finished(self) -> dict | None:
+        """The summary of this run directory if it already covers the requested steps."""
+        if not self.summary_path.exists():
+            return None
+        summary = json.loads(self.summary_path.read_text())
+        if summary.get("env_steps", 0) >= self.cfg["steps"]:
+            return summary
+        if not self.snapshot_path.exists():
+            raise ConfigError("steps", f"{self.run_dir} holds a run finished at {summary.get('env_steps')} steps "
+                                       f"and no snapshot to extend it to {self.cfg['steps']}; use a new run directory")
+        return None
+
+    # ------------------------------------------------------------------------------- training
+    def train(self) -> dict:
+        """Run (or resume, or skip if finished) the whole training; return the summary."""
+        done = self.finished()
+        if done is not None:
+            print(f"pbrl: {self.run_dir} already finished ({done['env_steps']} steps); nothing to do", flush=True)
+            return done
+        resumed = self.snapshot_path.exists()
+        self.logger = Logger(self.run_dir, self.cfg, tensorboard=self.cfg["logger"]["tensorboard"],
+                             wandb=self.cfg["logger"]["wandb"],
+                             resume_step=self._peek_snapshot_step() if resumed else 0)
+        if resumed:
+            self.load_snapshot()
+            print(f"pbrl: resumed {self.run_dir} at step {self.step}", flush=True)
+
+        cfg = self.cfg
+        steps = cfg["steps"]
+        seeding = Until(cfg["seed_steps"])
+        eval_now = Every(cfg["eval"]["every"])
+        snapshot_now = Every(cfg["snapshot"]["every"])
+        updates_per_step = self.agent.cfg.updates_per_step
+        batch_size = self.agent.cfg.batch_size
+        episode_return, episode_length = 0.0, 0
+        pbar = self._progress_bar()
+        started = time.perf_counter()
+        eval_time = 0.0
+        last_tick, last_tick_step = started, self.step
+
+        while self.step < steps:
+            if self._obs is None:
+                self._obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+                episode_return, episode_length = 0.0, 0
+            obs = self._obs
+            sim_state = get_sim_state(self.env) if self.spec.sim_state_dim else None
+            if seeding(self.step):
+                action = self.rng.uniform(-1.0, 1.0, self.spec.action_dim).astype(np.float32)
+            else:
+                action = self.agent.act(obs)
+            next_obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.buffer.add(obs, action, reward, terminated, truncated, next_obs, self.episode, episode_length,
+                            sim_state)
+            episode_return += float(reward)
+            episode_length += 1
+            self.step += 1
+            self._obs = next_obs
+            if terminated or truncated:
+                self.logger.log_episode({"env_step": self.step, "episode": self.episode, "return": episode_return,
+                                         "length": episode_length})
+                self.episode += 1
+                self._obs = None
+                pbar.set_postfix_str(f"return {episode_return:.1f}", refresh=False)
+
+            if not seeding(self.step):
+                for _ in range(updates_per_step):
+                    self.agent.update(self.buffer.sample(batch_size))
+
+            if eval_now(self.step) or self.step == steps:
+                t0 = time.perf_counter()
+                now = t0
+                row = self.evaluate(final=self.step == steps)
+                row["steps_per_s"] = (self.step - last_tick_step) / max(now - last_tick, 1e-9)
+                eval_time += time.perf_counter() - t0
+                row["wall_time_s"] = self.wall_time + time.perf_counter() - started
+                row.update(self._train_stats())
+                self.logger.log_eval(row)
+                last_tick, last_tick_step = time.perf_counter(), self.step
+                pbar.set_postfix_str(f"eval {row['eval_return_mean']:.1f}", refresh=False)
+            if snapshot_now(self.step) and self.step < steps:
+                self._accumulate_time(started, eval_time)
+                started, eval_time = time.perf_counter(), 0.0
+                self.save_snapshot()
+            pbar.update(1)
+        pbar.close()
+        self._accumulate_time(started, eval_time)
+        summary = self._write_summary()
+        torch.save(self.agent.state_dict(), self.run_dir / "agent.pt")
+        if self.snapshot_path.exists() and not cfg["snapshot"]["keep"]:
+            self.snapshot_path.unlink()
+        self.logger.close()
+        return summary
+
+    def _accumulate_time(self, started: float, eval_time: float) -> None:
+        elapsed = time.perf_counter() - started
+        self.wall_time += elapsed
+        self.train_time += elapsed - eval_time
+
+    def _progress_bar(self):
+        from tqdm import tqdm
+
+        interactive = sys.stderr.isatty()
+        return tqdm(total=self.cfg["steps"], initial=self.step, unit="step", dynamic_ncols=True,
+                    mininterval=0.5 if interactive else 30.0, disable=not self.cfg["progress"],
+                    desc=f"{self.spec.env_id} seed {self.cfg['seed']}")
+
+    def _train_stats(self) -> dict:
+        stats = {f"train_{k}": v for k, v in self.agent.metrics().items()} if self.agent.num_updates else {}
+        recent = [r["return"] for r in self.logger.episode_rows[-10:]]
+        if recent:
+            stats["train_return_last10"] = float(np.mean(recent))
+        stats["episodes"] = self.episode
+        return stats
+
+    # ----------------------------------------------------------------------------- evaluation
+    def evaluate(self, final: bool = False) -> dict:
+        """Deterministic-policy return over ``eval.episodes`` episodes with fixed start seeds."""
+        mode = self.cfg["eval"]["video"]
+        record = mode == "all" or (mode == "last" and final)
+        returns = []
+        for i in range(self.cfg["eval"]["episodes"]):
+            frames = [] if (record and i == 0) else None
+            returns.append(self._eval_episode(seed=self.cfg["seed"] + 1_000_000 + i, frames=frames))
+            if frames:
+                self._save_video(frames)
+        return {"env_step": self.step, "eval_return_mean": float(np.mean(returns)),
+                "eval_return_std": float(np.std(returns))}
+
+    def _eval_episode(self, seed: int, frames: list | None) -> float:
+        obs, _ = self.eval_env.reset(seed=seed)
+        stride = frame_stride(self.eval_env.metadata.get("render_fps"))
+        total, t, done = 0.0, 0, False
+        while not done:
+            if frames is not None and t % stride == 0:
+                self._grab_frame(frames)
+            obs, reward, terminated, truncated, _ = self.eval_env.step(self.agent.act(obs, deterministic=True))
+            total += float(reward)
+            t += 1
+            done = terminated or truncated
+        if frames is not None:
+            self._grab_frame(frames)
+        return total
+
+    def _grab_frame(self, frames: list) -> None:
+        if self._video_failed:
+            return
+        try:
+            if self._renderer is None:
+                self._renderer = FrameRenderer(self.eval_env)
+            frames.append(self._renderer.render())
+        except Exception as exc:  # rendering is optional: a missing GL library must not end a run
+            self._video_failed = True
+            frames.clear()
+            print(f"pbrl: warning: video disabled, rendering failed ({type(exc).__name__}: {exc}); "
+                  "install libegl1 libgl1 libosmesa6 or set MUJOCO_GL", file=sys.stderr, flush=True)
+
+    def _save_video(self, frames: list) -> None:
+        fps = (self.eval_env.metadata.get("render_fps") or 30) / frame_stride(self.eval_env.metadata.get("render_fps"))
+        try:
+            write_mp4(self.run_dir / "videos" / f"eval_{self.step:08d}.mp4", frames, fps)
+        except Exception as exc:
+            print(f"pbrl: warning: could not write video ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+
+    # ---------------------------------------------------------------------- snapshot / summary
+    def save_snapshot(self) -> None:
+        """Write everything needed to resume, atomically (a kill mid-write leaves the old snapshot)."""
+        state = {"step": self.step, "episode": self.episode, "wall_time": self.wall_time,
+                 "train_time": self.train_time, "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
+                 "rng": rng_state(self.rng), "logger": self.logger.state_dict()}
+        tmp = self.snapshot_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.snapshot_path)
+
+    def _peek_snapshot_step(self) -> int:
+        return int(torch.load(self.snapshot_path, weights_only=False, mmap=True)["step"])
+
+    def load_snapshot(self) -> None:
+        """Restore the state save_snapshot wrote; the next step starts a new episode."""
+        state = torch.load(self.snapshot_path, weights_only=False)
+        self.agent.load_state_dict(state["agent"])
+        self.buffer.load_state_dict(state["buffer"])
+        set_rng_state(state["rng"], self.rng)
+        self.logger.load_state_dict(state["logger"])
+        self.step, self.episode = state["step"], state["episode"]
+        self.wall_time, self.train_time = state["wall_time"], state["train_time"]
+        self._obs = None
+
+    def _write_summary(self) -> dict:
+        import gymnasium
+        import mujoco
+
+        evals = [r["eval_return_mean"] for r in self.logger.eval_rows]
+        summary = {
+            "env_id": self.spec.env_id, "seed": self.cfg["seed"], "env_steps": self.step,
+            "final_eval_return": evals[-1] if evals else None, "best_eval_return": max(evals) if evals else None,
+            "final_eval_return_std": self.logger.eval_rows[-1]["eval_return_std"] if evals else None,
+            "wall_time_s": self.wall_time, "steps_per_s": self.step / max(self.wall_time, 1e-9),
+            "train_steps_per_s": self.step / max(self.train_time, 1e-9), "agent": self.agent.cfg.name,
+            "precision": self.cfg["precision"], "device": str(self.device), "threads": self.threads,
+            "pbrl_version": pbrl.__version__, "git_commit": _git_commit(), "torch_version": torch.__version__,
+            "gymnasium_version": gymnasium.__version__, "mujoco_version": mujoco.__version__,
+        }
+        tmp = self.summary_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, self.summary_path)
+        return summary
