@@ -49,6 +49,7 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's INFO line about its accelerator
     try:
         run(cfg)
     except ConfigError as exc:
@@ -59,7 +60,6 @@ def _hydra_main(cfg: DictConfig) -> None:
 def main() -> None:
     """Console-script entry point."""
     configure_mujoco_gl()  # before anything imports mujoco
-    logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's INFO line about its accelerator
     _hydra_main()
 
 

@@ -1,0 +1,31 @@
+"""Shared plumbing of the experiment scripts: a resumable hydra multirun, then pbrl-report.
+
+Each script is a thin wrapper: it names the sweep (overrides) and the folder it lives in. Rerunning
+a script reruns the same multiruns into the same folders, so finished runs return at once and
+interrupted ones resume from their snapshots.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "runs"  # ignored by git: run directories, snapshots, videos
+RESULTS = ROOT / "experiments" / "results"  # committed: tables and plots
+
+
+def multirun(sweep_dir: Path, overrides: list[str], n_jobs: int = 2) -> int:
+    """``pbrl-train -m <overrides>`` into ``sweep_dir`` (one subfolder per override set)."""
+    cmd = [sys.executable, "-m", "pbrl.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}",
+           f"hydra.launcher.n_jobs={n_jobs}", "progress=false"]
+    print("+", " ".join(cmd[1:]), flush=True)
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def report(dirs: list[Path], out: Path, by: str, title: str) -> int:
+    """``pbrl-report <dirs> --by <keys> --out <out>``: markdown table and plots, printed and saved."""
+    cmd = [sys.executable, "-m", "pbrl.report", *map(str, dirs), "--by", by, "--out", str(out), "--title", title]
+    print("+", " ".join(cmd[1:]), flush=True)
+    return subprocess.run(cmd, cwd=ROOT).returncode
