@@ -16,9 +16,14 @@ RUNS = ROOT / "runs"  # ignored by git: run directories, snapshots, videos
 RESULTS = ROOT / "experiments" / "results"  # committed: tables and plots
 
 
+def _rel(path: Path) -> str:
+    """Paths relative to the repository root: nothing machine-specific ends up in committed reports."""
+    return str(Path(path).resolve().relative_to(ROOT))
+
+
 def multirun(sweep_dir: Path, overrides: list[str], n_jobs: int = 2) -> int:
     """``pbrl-train -m <overrides>`` into ``sweep_dir`` (one subfolder per override set)."""
-    cmd = [sys.executable, "-m", "pbrl.train", "-m", *overrides, f"hydra.sweep.dir={sweep_dir}",
+    cmd = [sys.executable, "-m", "pbrl.train", "-m", *overrides, f"hydra.sweep.dir={_rel(sweep_dir)}",
            f"hydra.launcher.n_jobs={n_jobs}", "progress=false"]
     print("+", " ".join(cmd[1:]), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
@@ -26,6 +31,6 @@ def multirun(sweep_dir: Path, overrides: list[str], n_jobs: int = 2) -> int:
 
 def report(dirs: list[Path], out: Path, by: str, title: str) -> int:
     """``pbrl-report <dirs> --by <keys> --out <out>``: markdown table and plots, printed and saved."""
-    cmd = [sys.executable, "-m", "pbrl.report", *map(str, dirs), "--by", by, "--out", str(out), "--title", title]
+    cmd = [sys.executable, "-m", "pbrl.report", *map(_rel, dirs), "--by", by, "--out", _rel(out), "--title", title]
     print("+", " ".join(cmd[1:]), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode

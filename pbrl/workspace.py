@@ -47,6 +47,9 @@ def validate(cfg: Mapping[str, Any]) -> None:
     check_positive("eval.episodes", cfg["eval"]["episodes"])
     check_choice("eval.video", cfg["eval"]["video"], VIDEO_MODES)
     check_positive("snapshot.every", cfg["snapshot"]["every"], allow_zero=True)
+    limit = cfg["env"].get("max_episode_steps")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise ConfigError("env.max_episode_steps", f"got {limit!r}; allowed: null (the env's own limit) or an integer > 0")
 
 
 def _git_commit() -> str | None:
@@ -76,6 +79,9 @@ class Workspace:
         self.eval_env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"),
                                  render_mode="rgb_array" if cfg["eval"]["video"] != "none" else None)
         self.spec = spec_of(self.env, env_cfg["id"])
+        if self.spec.max_episode_steps is None:
+            raise ConfigError("env.max_episode_steps", f"{env_cfg['id']} registers no time limit; set one, "
+                                                       "e.g. env.max_episode_steps=1000")
         self.agent = make_agent(cfg["agent"], self.spec.obs_dim, self.spec.action_dim, self.device, cfg["precision"])
         capacity = min(int(cfg["buffer_size"]), int(cfg["steps"]))
         self.buffer = ReplayBuffer(capacity, self.spec.obs_dim, self.spec.action_dim, self.spec.sim_state_dim,

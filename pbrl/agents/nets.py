@@ -49,10 +49,9 @@ class EnsembleMLP(nn.Module):
         """Evaluate all members; ``params`` (weights then biases, e.g. detached) replaces the module's own."""
         n = len(self.weights)
         ws, bs = (params[:n], params[n:]) if params is not None else (self.weights, self.biases)
-        if x.dim() == 2:  # shared input: one [B, in] @ [E, in, h] broadcast matmul
-            x = torch.matmul(x, ws[0]) + bs[0]
-        else:
-            x = torch.baddbmm(bs[0], x, ws[0])
+        if x.dim() == 2:  # shared input: a stride-0 view, no copy; baddbmm fuses the bias add
+            x = x.expand(len(ws[0]), *x.shape)
+        x = torch.baddbmm(bs[0], x, ws[0])
         for w, b in zip(ws[1:], bs[1:]):
             x = torch.baddbmm(b, self.activation(x), w)
         return x

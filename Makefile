@@ -1,0 +1,42 @@
+# pbrl: `make train` and `make test` set everything up on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: setup system-deps train test bench baseline report clean
+
+# The virtualenv, rebuilt when the package metadata changes. torch comes from constraints.txt
+# (the CPU build 2.13.0): an unconstrained torch would pull a multi-GB CUDA wheel.
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench]"
+	touch $@
+
+# Debian packages for headless MuJoCo rendering (EGL, with OSMesa as the fallback).
+# Installed when running as root; otherwise printed as a hint (videos are skipped without them).
+system-deps:
+	@if ! (ldconfig -p | grep -q 'libEGL.so.1' && ldconfig -p | grep -q 'libOSMesa.so'); then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libegl1 libgl1 libosmesa6; \
+	  else echo "note: run 'sudo apt-get install libegl1 libgl1 libosmesa6' for videos"; fi; \
+	fi
+
+setup: system-deps $(VENV)/.installed
+
+train: setup           ## the default run (SAC on Pendulum-v1, ~2 minutes); pass overrides as ARGS="env=hopper ..."
+	$(BIN)/pbrl-train $(ARGS)
+
+test: setup            ## the whole test suite
+	$(BIN)/python -m pytest -q tests
+
+bench: setup           ## pbrl vs stable-baselines3 throughput
+	$(BIN)/python experiments/bench_sac.py
+
+baseline: setup        ## SAC on the true reward, resumable multiruns + report
+	$(BIN)/python experiments/sac_baseline.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

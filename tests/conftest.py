@@ -1,0 +1,52 @@
+"""Shared test helpers: fake ``pbrl-train`` run directories with known numbers (no training)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pytest
+
+
+def make_fake_run(path: str | Path, env_id: str, seed: int, returns: Sequence[float],
+                  steps: Sequence[int] | None = None, precision: str = "fp32", agent: str = "sac",
+                  finished: bool = True, steps_per_s: float = 100.0) -> Path:
+    """Write a run directory the way ``pbrl-train`` lays it out and return its path.
+
+    ``returns[i]`` is ``eval_return_mean`` at env step ``steps[i]`` (default 1000, 2000, ...).
+    ``config.yaml`` and ``metrics.csv`` are always written; ``summary.json`` only when
+    ``finished``, with ``final_eval_return = returns[-1]`` and ``wall_time_s = env_steps / steps_per_s``.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    steps = list(steps) if steps is not None else [1000 * (i + 1) for i in range(len(returns))]
+    assert len(steps) == len(returns), "one eval step per return"
+    # The keys pbrl-report groups by, nested as OmegaConf writes them; flow style is valid YAML.
+    (path / "config.yaml").write_text(
+        f"env:\n  id: {env_id}\n  kwargs: {{}}\nagent:\n  name: {agent}\n"
+        f"seed: {seed}\nsteps: {steps[-1] if steps else 0}\nprecision: {precision}\n")
+    with open(path / "metrics.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["env_step", "eval_return_mean", "eval_return_std", "steps_per_s",
+                         "wall_time_s", "train_return_last10", "episodes"])
+        for i, (step, ret) in enumerate(zip(steps, returns)):
+            writer.writerow([step, ret, 1.0, steps_per_s, step / steps_per_s, ret - 10.0, 5 * (i + 1)])
+    if finished:
+        env_steps = steps[-1] if steps else 0
+        summary = {
+            "env_id": env_id, "seed": seed, "env_steps": env_steps,
+            "final_eval_return": returns[-1] if returns else None,
+            "best_eval_return": max(returns) if returns else None,
+            "wall_time_s": env_steps / steps_per_s, "steps_per_s": steps_per_s,
+            "train_steps_per_s": steps_per_s, "precision": precision, "agent": agent,
+        }
+        (path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return path
+
+
+@pytest.fixture
+def fake_run() -> Callable[..., Path]:
+    """``make_fake_run`` as a fixture, so test modules need not import conftest."""
+    return make_fake_run

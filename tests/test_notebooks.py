@@ -1,0 +1,72 @@
+"""Every notebook under ``notebooks/`` runs top to bottom on fake runs, and is stored without outputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture
+def fake_runs(tmp_path: Path, fake_run) -> Path:
+    """Two envs, two precisions, several seeds, one unfinished run."""
+    root = tmp_path / "runs"
+    for precision, offset in (("fp32", 0.0), ("bf16", -20.0)):
+        for seed in range(3):
+            fake_run(root / f"pendulum/precision={precision},seed={seed}", "Pendulum-v1", seed,
+                     [-1200.0 + offset, -500.0 - seed, -150.0 - 5 * seed + offset], precision=precision)
+    fake_run(root / "hopper/seed=0", "Hopper-v5", 0, [300.0, 1200.0, 2100.0], steps_per_s=60.0)
+    fake_run(root / "hopper/seed=1", "Hopper-v5", 1, [280.0, 1000.0], finished=False)
+    return root
+
+
+@pytest.fixture
+def python3_kernel(tmp_path: Path, monkeypatch) -> str:
+    """Kernel ``python3`` = this interpreter, whatever kernel specs the machine has installed.
+
+    JUPYTER_PATH comes first in jupyter's search path, so this spec shadows a ``python3`` that
+    might point at another Python without pbrl installed.
+    """
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (pbrl tests)", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # %matplotlib inline overrides it; no display either way
+    return "python3"
+
+
+def test_notebooks_exist():
+    assert NOTEBOOKS, "expected at least notebooks/analysis.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_stored_without_outputs(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name} cell {index} has outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path: Path, fake_runs: Path, python3_kernel: str, monkeypatch):
+    monkeypatch.setenv("PBRL_RUNS", str(fake_runs))  # the kernel inherits this process's environment
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, kernel_name=python3_kernel, timeout=120,
+                                     resources={"metadata": {"path": str(path.parent)}})
+    client.execute()  # raises CellExecutionError, with the cell and its traceback, on any error
+
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    text = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
+    if path.name == "analysis.ipynb":
+        assert "8 runs below" in text and "1 unfinished" in text
+        assert any("image/png" in out.get("data", {}) for out in outputs), "expected the curves plot"
