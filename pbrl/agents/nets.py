@@ -13,6 +13,19 @@ import torch
 from torch import nn
 
 
+def fp32_output(layer, x: torch.Tensor) -> torch.Tensor:
+    """Apply the output ``layer`` in fp32 even under bf16 autocast.
+
+    bf16 keeps 8 significant bits: a Q-value near 300 would be rounded to a multiple of 2, as
+    large as a step's reward. Hidden layers tolerate that relative error; outputs that enter a TD
+    target, a log-probability or a preference logit do not, and the output layer is cheap.
+    """
+    if torch.is_autocast_enabled(x.device.type):
+        with torch.autocast(x.device.type, enabled=False):
+            return layer(x.float())
+    return layer(x)
+
+
 def mlp(in_dim: int, hidden_dim: int, depth: int, out_dim: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     """``depth`` hidden layers of ``hidden_dim`` units, then a linear output layer."""
     layers: list[nn.Module] = []
@@ -52,9 +65,9 @@ class EnsembleMLP(nn.Module):
         if x.dim() == 2:  # shared input: a stride-0 view, no copy; baddbmm fuses the bias add
             x = x.expand(len(ws[0]), *x.shape)
         x = torch.baddbmm(bs[0], x, ws[0])
-        for w, b in zip(ws[1:], bs[1:]):
+        for w, b in zip(ws[1:-1], bs[1:-1]):
             x = torch.baddbmm(b, self.activation(x), w)
-        return x
+        return fp32_output(lambda h: torch.baddbmm(bs[-1], h, ws[-1]), self.activation(x))
 
     def detached_params(self) -> list[torch.Tensor]:
         """Weights and biases cut from autograd: gradients then flow to the input only."""

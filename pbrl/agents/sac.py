@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pbrl.agents.nets import EnsembleMLP, mlp
+from pbrl.agents.nets import EnsembleMLP, fp32_output, mlp
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
@@ -67,7 +67,8 @@ class Actor(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-std of the pre-tanh Gaussian; log-std squashed smoothly into its bounds."""
-        mean, log_std = self.net(obs).float().chunk(2, dim=-1)
+        hidden = self.net[:-1](obs)
+        mean, log_std = fp32_output(self.net[-1], hidden).chunk(2, dim=-1)
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(log_std) + 1)
         return mean, log_std
 
