@@ -20,9 +20,8 @@ def check_choice(field: str, value, allowed) -> None:
         raise ConfigError(field, f"got {value!r}; allowed: {', '.join(map(str, allowed))}")
 
 
-def check_positive(field: str, value, allow_zero: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is a number > 0 (or >= 0 with ``allow_zero``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigError(field, f"got {value!r}; must be a number {bound}")
+def check_int(field: str, value, minimum: int | None = None) -> None:
+    """Raise ConfigError unless ``value`` is an integer (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise ConfigError(field, f"got {value!r}; must be an integer{bound}")

@@ -27,7 +27,7 @@ from pbrl.common.schedule import Every, Until
 from pbrl.common.utils import resolve_threads, rng_state, select_device, set_rng_state, set_seed
 from pbrl.envs import get_sim_state, make_env, spec_of
 from pbrl.envs.render import FrameRenderer, frame_stride, write_mp4
-from pbrl.errors import ConfigError, check_choice, check_positive
+from pbrl.errors import ConfigError, check_choice, check_int
 
 PRECISIONS = ("fp32", "bf16")
 VIDEO_MODES = ("none", "last", "all")
@@ -35,18 +35,15 @@ VIDEO_MODES = ("none", "last", "all")
 
 def validate(cfg: Mapping[str, Any]) -> None:
     """Check the top-level settings, naming the field and what is allowed on error."""
-    for key in ("seed", "steps"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int):
-            raise ConfigError(key, f"got {cfg[key]!r}; must be an integer")
-    if cfg["steps"] <= 0:
-        raise ConfigError("steps", f"got {cfg['steps']}; must be > 0 (total environment steps)")
-    check_positive("seed_steps", cfg["seed_steps"], allow_zero=True)
-    check_positive("buffer_size", cfg["buffer_size"])
+    check_int("seed", cfg["seed"], minimum=0)
+    check_int("steps", cfg["steps"], minimum=1)
+    check_int("seed_steps", cfg["seed_steps"], minimum=0)
+    check_int("buffer_size", cfg["buffer_size"], minimum=1)
     check_choice("precision", cfg["precision"], PRECISIONS)
-    check_positive("eval.every", cfg["eval"]["every"], allow_zero=True)
-    check_positive("eval.episodes", cfg["eval"]["episodes"])
+    check_int("eval.every", cfg["eval"]["every"], minimum=0)
+    check_int("eval.episodes", cfg["eval"]["episodes"], minimum=1)
     check_choice("eval.video", cfg["eval"]["video"], VIDEO_MODES)
-    check_positive("snapshot.every", cfg["snapshot"]["every"], allow_zero=True)
+    check_int("snapshot.every", cfg["snapshot"]["every"], minimum=0)
     limit = cfg["env"].get("max_episode_steps")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
         raise ConfigError("env.max_episode_steps", f"got {limit!r}; allowed: null (the env's own limit) or an integer > 0")
@@ -270,7 +267,8 @@ class Workspace:
     # ---------------------------------------------------------------------- snapshot / summary
     def save_snapshot(self) -> None:
         """Write everything needed to resume, atomically (a kill mid-write leaves the old snapshot)."""
-        state = {"step": self.step, "episode": self.episode, "wall_time": self.wall_time,
+        state = {"step": self.step, "episode": self.episode, "mid_episode": self._obs is not None,
+                 "wall_time": self.wall_time,
                  "train_time": self.train_time, "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
                  "rng": rng_state(self.rng), "logger": self.logger.state_dict()}
         tmp = self.snapshot_path.with_suffix(".tmp")
@@ -287,7 +285,8 @@ class Workspace:
         self.buffer.load_state_dict(state["buffer"])
         set_rng_state(state["rng"], self.rng)
         self.logger.load_state_dict(state["logger"])
-        self.step, self.episode = state["step"], state["episode"]
+        # an episode cut off by the interruption keeps its id; the fresh episode gets the next one
+        self.step, self.episode = state["step"], state["episode"] + int(state["mid_episode"])
         self.wall_time, self.train_time = state["wall_time"], state["train_time"]
         self._obs = None
 

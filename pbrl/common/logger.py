@@ -82,10 +82,12 @@ class Logger:
 
     def flush(self) -> None:
         """Rewrite metrics.csv and episodes.csv from memory."""
-        if self.eval_rows:
-            _write_csv(self.run_dir / "metrics.csv", self.eval_rows)
-        if self.episode_rows:
-            _write_csv(self.run_dir / "episodes.csv", self.episode_rows)
+        for name, rows in (("metrics.csv", self.eval_rows), ("episodes.csv", self.episode_rows)):
+            path = self.run_dir / name
+            if rows:
+                _write_csv(path, rows)
+            elif path.exists():  # rows written after the snapshot we resumed from
+                path.unlink()
         if self._tb is not None:
             self._tb.flush()
 

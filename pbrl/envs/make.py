@@ -41,11 +41,16 @@ def make_env(env_id: str, kwargs: Mapping[str, Any] | None = None, max_episode_s
     arguments, or an action space that is not a bounded Box.
     """
     _check_registered(env_id)
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise ConfigError("env.kwargs", f"got {kwargs!r}; must be a mapping of gymnasium.make keyword arguments, "
+                                        "e.g. env.kwargs.terminate_when_unhealthy=false")
     kwargs = dict(kwargs or {})
     try:
         env = gym.make(env_id, max_episode_steps=max_episode_steps, render_mode=render_mode, **kwargs)
     except TypeError as exc:  # an env constructor rejecting a keyword argument
         raise ConfigError("env.kwargs", f"{env_id} rejected {kwargs}: {exc}") from None
+    except ImportError as exc:  # "module:EnvId" naming a module that is not installed
+        raise ConfigError("env.id", f"cannot import the module of {env_id!r}: {exc}") from None
     except gym.error.Error as exc:
         raise ConfigError("env.id", f"cannot make {env_id!r}: {exc}") from None
     space = env.action_space
@@ -81,7 +86,13 @@ def _is_mujoco(unwrapped) -> bool:
 
 
 def sim_state_dim(env: gym.Env) -> int:
-    """Length of the vector get_sim_state returns for this env (0 if its state cannot be captured)."""
+    """Length of the vector get_sim_state returns for this env (0 if its state cannot be captured).
+
+    Classic-control envs have no ``state`` before their first reset, so such an env is reset here.
+    """
+    u = env.unwrapped
+    if not _is_mujoco(u) and getattr(u, "state", None) is None:
+        env.reset()
     return len(get_sim_state(env))
 
 

@@ -1,0 +1,59 @@
+"""Shared plumbing of the run-level tests: composed configs and ``pbrl-train`` subprocesses.
+
+Every run these tests start uses a tiny agent (32 units, batch 32) and one torch thread, so that a
+few thousand Pendulum steps take seconds on a busy two-core machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parent.parent
+CONF_DIR = REPO / "conf"
+
+# small and quiet: the behaviour under test does not depend on the network size
+TINY = ["agent.hidden_dim=32", "agent.batch_size=32", "threads=1", "progress=false"]
+
+
+def compose_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The config ``pbrl-train <overrides>`` would run with, as a resolved plain dict (no hydra node)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def tiny_config(*overrides: str) -> dict[str, Any]:
+    """A fast Pendulum config for in-process Workspace tests, with ``overrides`` applied last."""
+    base = TINY + ["eval.video=none", "eval.episodes=1", "eval.every=0", "snapshot.every=0",
+                   "logger.tensorboard=false"]
+    return compose_config(base + list(overrides))
+
+
+def _clean_env() -> dict[str, str]:
+    # a developer's HYDRA_FULL_ERROR=1 would turn hydra's one-line errors into tracebacks
+    return {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+
+
+def train_cmd(*args: str) -> list[str]:
+    """``python -m pbrl.train <args>`` with this interpreter."""
+    return [sys.executable, "-m", "pbrl.train", *args]
+
+
+def run_train(args: Sequence[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run ``pbrl-train <args>`` to completion; ``.stdout`` holds stdout and stderr together."""
+    return subprocess.run(train_cmd(*args), cwd=cwd, env=_clean_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
+def start_train(args: Sequence[str], cwd: Path, log: Path) -> subprocess.Popen:
+    """Start ``pbrl-train <args>`` in its own process group (so a test can kill all of it), output to ``log``."""
+    with open(log, "w") as f:
+        return subprocess.Popen(train_cmd(*args), cwd=cwd, env=_clean_env(), stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)

@@ -1,0 +1,174 @@
+"""Tests for snapshot/resume in ``pbrl/workspace.py``: a killed run picks up where its snapshot left it."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import TINY, run_train, start_train, tiny_config
+from pbrl.common.logger import Logger
+from pbrl.errors import ConfigError
+from pbrl.workspace import Workspace
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"the run ended (status {proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_killed_run_resumes_to_the_end(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    args = ["steps=3000", "seed_steps=200", "snapshot.every=500", "eval.every=1000", "eval.episodes=1",
+            "eval.video=none", "logger.tensorboard=false", f"hydra.run.dir={run_dir}", *TINY]
+    proc = start_train(args, tmp_path, tmp_path / "first.log")
+    try:
+        # past a snapshot and past the first evaluation: the killed run has logged rows the snapshot lacks
+        _wait_for(lambda: (run_dir / "snapshot.pt").exists() and (run_dir / "metrics.csv").exists(), proc, 180,
+                  "the first snapshot and evaluation")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (run_dir / "summary.json").exists()
+
+    second = run_train(args, tmp_path)
+    assert second.returncode == 0, second.stdout
+    match = re.search(r"resumed .* at step (\d+)", second.stdout)
+    assert match, second.stdout
+    assert 500 <= int(match.group(1)) < 3000 and int(match.group(1)) % 500 == 0
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 3000
+    assert [int(r["env_step"]) for r in _rows(run_dir / "metrics.csv")] == [1000, 2000, 3000]
+    episodes = _rows(run_dir / "episodes.csv")
+    numbers = [int(r["episode"]) for r in episodes]
+    assert numbers == sorted(set(numbers)), numbers  # strictly increasing: no episode logged twice
+    env_steps = [int(r["env_step"]) for r in episodes]
+    assert env_steps == sorted(set(env_steps)) and env_steps[-1] <= 3000
+    assert len(numbers) >= 14  # 3000 steps of 200-step episodes, one cut short by the kill
+    assert not (run_dir / "snapshot.pt").exists()
+
+    started = time.monotonic()
+    third = run_train(args, tmp_path)
+    assert third.returncode == 0, third.stdout
+    assert "already finished" in third.stdout
+    assert time.monotonic() - started < 60
+    assert json.loads((run_dir / "summary.json").read_text()) == summary  # untouched
+
+
+def _capture(ws: Workspace) -> dict:
+    """A deep copy of everything a snapshot must restore, taken at the moment it is written."""
+    return {"agent": copy.deepcopy(ws.agent.state_dict()), "step": ws.step, "episode": ws.episode,
+            "buffer": {k: getattr(ws.buffer, k).copy() for k in ws.buffer._COLUMNS},
+            "pos": ws.buffer.pos, "size": ws.buffer.size, "rng": copy.deepcopy(ws.rng),
+            "torch_rng": torch.get_rng_state(), "np_global": np.random.get_state(),
+            "episode_rows": copy.deepcopy(ws.logger.episode_rows)}
+
+
+def _assert_same(a, b, where: str = "") -> None:
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=where)
+    else:
+        assert a == b, where
+
+
+def test_snapshot_restores_the_whole_training_state(tmp_path: Path, monkeypatch):
+    cfg = tiny_config("steps=400", "seed_steps=100", "snapshot.every=300", "snapshot.keep=true")
+    run_dir = tmp_path / "run"
+    captured = {}
+    save = Workspace.save_snapshot
+
+    def spy(self):
+        captured.update(_capture(self))
+        save(self)
+
+    monkeypatch.setattr(Workspace, "save_snapshot", spy)
+    first = Workspace(cfg, run_dir)
+    first.train()  # snapshot at step 300 (mid-episode), kept after the end at 400
+    assert captured["step"] == 300 and captured["episode"] == 1
+    assert first.step == 400  # the live run moved on: the restored state must be the snapshot's
+
+    torch.manual_seed(123)  # scramble every RNG so that only load_snapshot can bring them back
+    np.random.seed(123)
+    second = Workspace(cfg, run_dir)
+    second.logger = Logger(run_dir, cfg, tensorboard=False)
+    second.load_snapshot()
+
+    # episode 1 was cut off at the snapshot; the fresh episode after the resume gets id 2
+    assert (second.step, second.episode, second._obs) == (300, 2, None)
+    _assert_same(second.agent.state_dict(), captured["agent"], "agent")  # nets, optimisers, log_alpha, counter
+    assert second.agent.actor_opt.state_dict()["state"], "the optimiser moments must be restored, not empty"
+    assert (second.buffer.pos, second.buffer.size) == (captured["pos"], captured["size"])
+    for name, column in captured["buffer"].items():
+        np.testing.assert_array_equal(getattr(second.buffer, name), column, err_msg=name)
+    np.testing.assert_array_equal(second.rng.random(5), captured["rng"].random(5))
+    np.testing.assert_array_equal(second.rng.integers(2**31, size=3), captured["rng"].integers(2**31, size=3))
+    torch.testing.assert_close(torch.get_rng_state(), captured["torch_rng"], rtol=0, atol=0)
+    np.testing.assert_array_equal(np.random.get_state()[1], captured["np_global"][1])
+    assert second.logger.episode_rows == captured["episode_rows"]
+    assert [int(r["env_step"]) for r in _rows(run_dir / "episodes.csv")] == [200]  # rewritten to match
+
+    # the restored agent trains on exactly as the original would have from that state
+    batch = second.buffer.sample(32, torch.Generator().manual_seed(0))
+    twin = copy.deepcopy(second.agent)
+    twin.load_state_dict(copy.deepcopy(captured["agent"]))
+    torch.manual_seed(0)
+    second.agent.update(batch)
+    torch.manual_seed(0)
+    twin.update(batch)
+    for a, b in zip(second.agent.critic.parameters(), twin.critic.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_finished_run_cannot_silently_grow(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"env_steps": 100}))
+    with pytest.raises(ConfigError) as info:
+        Workspace(tiny_config("steps=400"), run_dir).train()
+    assert info.value.field == "steps"
+
+
+def test_the_fresh_episode_after_a_resume_gets_its_own_id(tmp_path: Path):
+    # a snapshot mid-episode, then a resume: the cut episode and the fresh one are different episodes,
+    # so they must not share an id in the buffer (segment sampling, last_episodes and the viewer key on it)
+    cfg = tiny_config("steps=400", "seed_steps=400", "snapshot.every=300", "snapshot.keep=true")
+    run_dir = tmp_path / "run"
+    Workspace(cfg, run_dir).train()
+    (run_dir / "summary.json").unlink()  # as if killed after the snapshot at step 300
+    resumed = Workspace(cfg, run_dir)
+    resumed.train()
+    episode, step = resumed.buffer.episode, resumed.buffer.step
+    assert step[299] == 99 and step[300] == 0  # the cut episode (steps 0..99) and the fresh one
+    assert episode[:300].tolist() == [0] * 200 + [1] * 100
+    assert episode[300] != episode[299], "two episodes share one id"
+    assert len(np.unique(episode)) == 3
+    logged = [int(r["episode"]) for r in _rows(run_dir / "episodes.csv")]
+    assert logged == sorted(set(logged)) and logged[0] == 0
