@@ -89,6 +89,8 @@ class Workspace:
         self.wall_time = 0.0  # seconds spent in train(), summed over resumes
         self.train_time = 0.0  # the same without evaluation
         self._obs: np.ndarray | None = None  # None: the next step starts a new episode
+        self._episode_return, self._episode_length = 0.0, 0
+        self._clock_start, self._eval_time = time.perf_counter(), 0.0  # restarted by train()
         self._renderer: FrameRenderer | None = None
         self._video_failed = False
 
@@ -133,60 +135,25 @@ class Workspace:
         seeding = Until(cfg["seed_steps"])
         eval_now = Every(cfg["eval"]["every"])
         snapshot_now = Every(cfg["snapshot"]["every"])
-        updates_per_step = self.agent.cfg.updates_per_step
-        batch_size = self.agent.cfg.batch_size
-        episode_return, episode_length = 0.0, 0
         pbar = self._progress_bar()
-        started = time.perf_counter()
-        eval_time = 0.0
-        last_tick, last_tick_step = started, self.step
+        self._clock_start, self._eval_time = time.perf_counter(), 0.0
+        self._tick = (self._clock_start, self.step)  # (time, step) of the last metrics row
 
         while self.step < steps:
-            if self._obs is None:
-                self._obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
-                episode_return, episode_length = 0.0, 0
-            obs = self._obs
-            sim_state = get_sim_state(self.env) if self.spec.sim_state_dim else None
-            if seeding(self.step):
-                action = self.rng.uniform(-1.0, 1.0, self.spec.action_dim).astype(np.float32)
-            else:
-                action = self.agent.act(obs)
-            next_obs, reward, terminated, truncated, _ = self.env.step(action)
-            self.buffer.add(obs, action, reward, terminated, truncated, next_obs, self.episode, episode_length,
-                            sim_state)
-            episode_return += float(reward)
-            episode_length += 1
-            self.step += 1
-            self._obs = next_obs
-            if terminated or truncated:
-                self.logger.log_episode({"env_step": self.step, "episode": self.episode, "return": episode_return,
-                                         "length": episode_length})
-                self.episode += 1
-                self._obs = None
+            episode_return = self._collect_step(random_action=seeding(self.step))
+            if episode_return is not None:
                 pbar.set_postfix_str(f"return {episode_return:.1f}", refresh=False)
-
             if not seeding(self.step):
-                for _ in range(updates_per_step):
-                    self.agent.update(self.buffer.sample(batch_size))
-
+                for _ in range(self.agent.cfg.updates_per_step):
+                    self.agent.update(self.buffer.sample(self.agent.cfg.batch_size))
             if eval_now(self.step) or self.step == steps:
-                t0 = time.perf_counter()
-                now = t0
-                row = self.evaluate(final=self.step == steps)
-                row["steps_per_s"] = (self.step - last_tick_step) / max(now - last_tick, 1e-9)
-                eval_time += time.perf_counter() - t0
-                row["wall_time_s"] = self.wall_time + time.perf_counter() - started
-                row.update(self._train_stats())
-                self.logger.log_eval(row)
-                last_tick, last_tick_step = time.perf_counter(), self.step
+                row = self._evaluate_and_log(final=self.step == steps)
                 pbar.set_postfix_str(f"eval {row['eval_return_mean']:.1f}", refresh=False)
             if snapshot_now(self.step) and self.step < steps:
-                self._accumulate_time(started, eval_time)
-                started, eval_time = time.perf_counter(), 0.0
                 self.save_snapshot()
             pbar.update(1)
         pbar.close()
-        self._accumulate_time(started, eval_time)
+        self._accumulate_time()
         summary = self._write_summary()
         torch.save(self.agent.state_dict(), self.run_dir / "agent.pt")
         if self.snapshot_path.exists() and not cfg["snapshot"]["keep"]:
@@ -194,10 +161,52 @@ class Workspace:
         self.logger.close()
         return summary
 
-    def _accumulate_time(self, started: float, eval_time: float) -> None:
-        elapsed = time.perf_counter() - started
-        self.wall_time += elapsed
-        self.train_time += elapsed - eval_time
+    def _collect_step(self, random_action: bool) -> float | None:
+        """One environment step into the buffer; returns the episode's return when the step ended it."""
+        if self._obs is None:
+            self._obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+            self._episode_return, self._episode_length = 0.0, 0
+        obs = self._obs
+        sim_state = get_sim_state(self.env) if self.spec.sim_state_dim else None
+        if random_action:
+            action = self.rng.uniform(-1.0, 1.0, self.spec.action_dim).astype(np.float32)
+        else:
+            action = self.agent.act(obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.buffer.add(obs, action, reward, terminated, truncated, next_obs, self.episode, self._episode_length,
+                        sim_state)
+        self._episode_return += float(reward)
+        self._episode_length += 1
+        self.step += 1
+        self._obs = next_obs
+        if not (terminated or truncated):
+            return None
+        self.logger.log_episode({"env_step": self.step, "episode": self.episode, "return": self._episode_return,
+                                 "length": self._episode_length})
+        self.episode += 1
+        self._obs = None
+        return self._episode_return
+
+    def _evaluate_and_log(self, final: bool) -> dict:
+        """Evaluate, then write one metrics row; steps/s there counts training time since the last row."""
+        started = time.perf_counter()
+        last_time, last_step = self._tick
+        row = self.evaluate(final=final)
+        row["steps_per_s"] = (self.step - last_step) / max(started - last_time, 1e-9)
+        now = time.perf_counter()
+        self._eval_time += now - started
+        row["wall_time_s"] = self.wall_time + now - self._clock_start
+        row.update(self._train_stats())
+        self.logger.log_eval(row)
+        self._tick = (time.perf_counter(), self.step)
+        return row
+
+    def _accumulate_time(self) -> None:
+        """Move the time since the clock last started into the run's totals (kept in snapshots)."""
+        now = time.perf_counter()
+        self.wall_time += now - self._clock_start
+        self.train_time += now - self._clock_start - self._eval_time
+        self._clock_start, self._eval_time = now, 0.0
 
     def _progress_bar(self):
         from tqdm import tqdm
@@ -267,6 +276,7 @@ class Workspace:
     # ---------------------------------------------------------------------- snapshot / summary
     def save_snapshot(self) -> None:
         """Write everything needed to resume, atomically (a kill mid-write leaves the old snapshot)."""
+        self._accumulate_time()
         state = {"step": self.step, "episode": self.episode, "mid_episode": self._obs is not None,
                  "wall_time": self.wall_time,
                  "train_time": self.train_time, "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
