@@ -28,13 +28,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(GROUPS), help="run one group only")
     parser.add_argument("--seeds", help="override the seed list of the chosen groups, e.g. 0,1,2")
+    parser.add_argument("--precisions", help="override the precision list of the chosen groups, e.g. bf16")
     parser.add_argument("--report-only", action="store_true", help="only aggregate finished runs")
     args = parser.parse_args()
     groups = [args.only] if args.only else list(GROUPS)
     for name in groups:
         overrides, by = GROUPS[name]
-        if args.seeds:
-            overrides = [o for o in overrides if not o.startswith("seed=")] + [f"seed={args.seeds}"]
+        for key, value in (("seed", args.seeds), ("precision", args.precisions)):
+            if value:
+                overrides = [o for o in overrides if not o.startswith(f"{key}=")] + [f"{key}={value}"]
         sweep = RUNS / "sac_baseline" / name
         if not args.report_only:
             multirun(sweep, overrides)

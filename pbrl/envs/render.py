@@ -51,7 +51,7 @@ class FrameRenderer:
             self._camera = mujoco.MjvCamera()
             self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
             self._camera.trackbodyid = 1 if model.nbody > 1 else 0
-            self._camera.distance = float(model.stat.extent) * 1.5
+            self._camera.distance = min(float(model.stat.extent) * 0.8, 3.5)  # metres; locomotion bodies are 1-2 m
             self._camera.elevation = -15.0
             self._camera.azimuth = 90.0
 
