@@ -30,6 +30,8 @@ from pbrl.envs.render import FrameRenderer, frame_stride, write_mp4
 from pbrl.errors import ConfigError, check_choice, check_int
 
 PRECISIONS = ("fp32", "bf16")
+# settings a resumed run may change: how it runs and logs, and how long, not what it learns
+RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot")
 VIDEO_MODES = ("none", "last", "all")
 
 
@@ -47,6 +49,17 @@ def validate(cfg: Mapping[str, Any]) -> None:
     limit = cfg["env"].get("max_episode_steps")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
         raise ConfigError("env.max_episode_steps", f"got {limit!r}; allowed: null (the env's own limit) or an integer > 0")
+
+
+def _flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"agent": {"tau": 0.005}}`` -> ``{"agent.tau": 0.005}``."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _git_commit() -> str | None:
@@ -277,7 +290,8 @@ class Workspace:
     def save_snapshot(self) -> None:
         """Write everything needed to resume, atomically (a kill mid-write leaves the old snapshot)."""
         self._accumulate_time()
-        state = {"step": self.step, "episode": self.episode, "mid_episode": self._obs is not None,
+        state = {"config": dict(self.cfg), "step": self.step, "episode": self.episode,
+                 "mid_episode": self._obs is not None,
                  "wall_time": self.wall_time,
                  "train_time": self.train_time, "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
                  "rng": rng_state(self.rng), "logger": self.logger.state_dict()}
@@ -291,6 +305,13 @@ class Workspace:
     def load_snapshot(self) -> None:
         """Restore the state save_snapshot wrote; the next step starts a new episode."""
         state = torch.load(self.snapshot_path, weights_only=False)
+        old, new = _flatten(state["config"]), _flatten(self.cfg)
+        changed = sorted(k for k in set(old) | set(new)
+                         if k.split(".")[0] not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+        if changed:
+            key = changed[0]
+            raise ConfigError(key, f"{self.run_dir} holds a snapshot of a run with {key}={old.get(key)!r}; rerun "
+                                   "with the same settings or use a new run directory")
         self.agent.load_state_dict(state["agent"])
         self.buffer.load_state_dict(state["buffer"])
         set_rng_state(state["rng"], self.rng)

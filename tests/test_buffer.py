@@ -137,8 +137,11 @@ def test_state_dict_of_a_partly_filled_buffer_holds_only_the_filled_part():
     other = _buffer(100)
     other.load_state_dict(state)
     assert other.size == 5 and other.obs[:5, 0].tolist() == [0, 1, 2, 3, 4]
+    smaller = _buffer(50)  # a different capacity is fine while the stored transitions fit
+    smaller.load_state_dict(state)
+    assert (smaller.size, smaller.pos) == (5, 5) and smaller.obs[:5, 0].tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match="capacity"):
-        _buffer(50).load_state_dict(state)
+        _buffer(4).load_state_dict(state)
 
 
 def test_bad_capacity():
@@ -228,3 +231,15 @@ def test_no_valid_segment():
     for t in range(3):
         small.add(np.zeros(1), np.zeros(1), 0.0, False, False, np.zeros(1), 0, t)
     assert len(valid_segment_starts(small, 5)) == 0  # fewer transitions than one segment
+
+
+def test_a_wrapped_buffer_loads_into_a_larger_one_oldest_first():
+    small = ReplayBuffer(4, obs_dim=1, action_dim=1)
+    for i in range(6):  # wraps: holds 2, 3, 4, 5 with the write position at slot 2
+        small.add(np.array([i]), np.zeros(1), float(i), False, False, np.array([i + 1]), episode=0, step=i)
+    large = ReplayBuffer(8, obs_dim=1, action_dim=1)
+    large.load_state_dict(small.state_dict())
+    assert (large.size, large.pos) == (4, 4)
+    np.testing.assert_array_equal(large.reward[:4], [2, 3, 4, 5])
+    large.add(np.array([6]), np.zeros(1), 6.0, False, False, np.array([7]), episode=0, step=6)
+    np.testing.assert_array_equal(large.reward[large.chronological()], [2, 3, 4, 5, 6])

@@ -79,7 +79,7 @@ def test_multirun_resumes_after_a_kill_and_reports(tmp_path: Path):
     elapsed = time.monotonic() - started
     assert third.returncode == 0, third.stdout
     assert third.stdout.count("already finished") == 2, third.stdout
-    assert elapsed < 60, f"a finished multirun took {elapsed:.0f} s to do nothing"
+    assert elapsed < 120, f"a finished multirun took {elapsed:.0f} s to do nothing"
     for run in runs:
         assert json.loads((run / "summary.json").read_text()) == summaries[run]  # untouched
 

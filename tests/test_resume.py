@@ -71,7 +71,7 @@ def test_killed_run_resumes_to_the_end(tmp_path: Path):
     third = run_train(args, tmp_path)
     assert third.returncode == 0, third.stdout
     assert "already finished" in third.stdout
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 120  # start-up only (imports are slow on a loaded machine)
     assert json.loads((run_dir / "summary.json").read_text()) == summary  # untouched
 
 
@@ -172,3 +172,18 @@ def test_the_fresh_episode_after_a_resume_gets_its_own_id(tmp_path: Path):
     assert len(np.unique(episode)) == 3
     logged = [int(r["episode"]) for r in _rows(run_dir / "episodes.csv")]
     assert logged == sorted(set(logged)) and logged[0] == 0
+
+
+def test_resuming_with_different_settings_is_refused(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    first = Workspace(tiny_config("steps=300", "seed_steps=100"), run_dir)
+    first.logger = Logger(run_dir, first.cfg, tensorboard=False)
+    first.save_snapshot()
+    other = Workspace(tiny_config("steps=300", "seed_steps=100", "agent.actor_lr=0.001"), run_dir)
+    other.logger = Logger(run_dir, other.cfg, tensorboard=False)
+    with pytest.raises(ConfigError) as err:
+        other.load_snapshot()
+    assert err.value.field == "agent.actor_lr"
+    longer = Workspace(tiny_config("steps=600", "seed_steps=100", "threads=1"), run_dir)  # may run longer
+    longer.logger = Logger(run_dir, longer.cfg, tensorboard=False)
+    longer.load_snapshot()

@@ -105,10 +105,19 @@ class ReplayBuffer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a buffer saved by state_dict (the capacity must match)."""
-        if state["capacity"] != self.capacity:
-            raise ValueError(f"snapshot buffer capacity {state['capacity']} != {self.capacity}")
-        n = state["size"]
+        """Restore a buffer saved by state_dict into this one (its capacity may be larger).
+
+        Rows are laid out oldest first, so a run extended to more steps (a larger buffer) keeps
+        writing after its newest transition.
+        """
+        n, pos = state["size"], state["pos"]
+        if n > self.capacity:
+            raise ValueError(f"snapshot buffer holds {n} transitions, more than this buffer's capacity {self.capacity}")
+        if state["capacity"] == self.capacity:  # same layout: restore slot for slot
+            order = np.arange(n)
+        else:
+            order = np.arange(n) if n < state["capacity"] else (np.arange(n) + pos) % n
+            pos = n % self.capacity
         for k in self._COLUMNS:
-            getattr(self, k)[:n] = state[k].numpy()
-        self.pos, self.size = state["pos"], state["size"]
+            getattr(self, k)[:n] = state[k].numpy()[order]
+        self.size, self.pos = n, pos
