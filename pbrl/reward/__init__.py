@@ -1,0 +1,1 @@
+"""Reward learning from preferences: preference losses (the ensemble model and trainer come next)."""
