@@ -1,0 +1,1 @@
+"""Intrinsic rewards for unsupervised pretraining."""
