@@ -135,12 +135,11 @@ class Workspace:
         if done is not None:
             print(f"pbrl: {self.run_dir} already finished ({done['env_steps']} steps); nothing to do", flush=True)
             return done
-        resumed = self.snapshot_path.exists()
+        snapshot = torch.load(self.snapshot_path, weights_only=False) if self.snapshot_path.exists() else None
         self.logger = Logger(self.run_dir, self.cfg, tensorboard=self.cfg["logger"]["tensorboard"],
-                             wandb=self.cfg["logger"]["wandb"],
-                             resume_step=self._peek_snapshot_step() if resumed else 0)
-        if resumed:
-            self.load_snapshot()
+                             wandb=self.cfg["logger"]["wandb"], resume_step=snapshot["step"] if snapshot else 0)
+        if snapshot is not None:
+            self.load_snapshot(snapshot)
             print(f"pbrl: resumed {self.run_dir} at step {self.step}", flush=True)
 
         cfg = self.cfg
@@ -299,12 +298,10 @@ class Workspace:
         torch.save(state, tmp)
         os.replace(tmp, self.snapshot_path)
 
-    def _peek_snapshot_step(self) -> int:
-        return int(torch.load(self.snapshot_path, weights_only=False, mmap=True)["step"])
-
-    def load_snapshot(self) -> None:
-        """Restore the state save_snapshot wrote; the next step starts a new episode."""
-        state = torch.load(self.snapshot_path, weights_only=False)
+    def load_snapshot(self, state: dict | None = None) -> None:
+        """Restore the state save_snapshot wrote (read from disk unless given); the next step starts a new episode."""
+        if state is None:
+            state = torch.load(self.snapshot_path, weights_only=False)
         old, new = _flatten(state["config"]), _flatten(self.cfg)
         changed = sorted(k for k in set(old) | set(new)
                          if k.split(".")[0] not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
