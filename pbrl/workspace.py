@@ -1,4 +1,12 @@
-"""The run: seed steps, then training with evaluation, videos and snapshots; resumes by itself.
+"""The run: seed steps, pretraining, feedback rounds, training, evaluation and snapshots; resumes by itself.
+
+With ``teacher.name: none`` the agent learns from the environment's reward (plain SAC). With a
+teacher the run is PEBBLE (Lee et al. 2021): after the seed steps the agent pretrains on the
+state-entropy bonus for ``pretrain.steps``; then the first feedback round labels uniformly chosen
+queries, the reward model is trained, the whole buffer is relabelled, the critic is reset and
+``feedback.reset_updates`` extra updates follow; then every ``feedback.num_interact`` steps another
+round (and a relabel) until ``feedback.max_feedback`` queries have been asked. In this mode the
+training env hands the agent NaN rewards: the true reward goes only to the teacher's ledger.
 
 A ``Workspace`` owns one run directory. ``train()`` first looks there: a ``summary.json`` that
 covers the requested steps means the run is finished (return at once); a ``snapshot.pt`` means
@@ -9,6 +17,7 @@ other piece of state (networks, optimisers, buffer, RNGs, counters, logged rows)
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -28,10 +37,13 @@ from pbrl.common.utils import resolve_threads, rng_state, select_device, set_rng
 from pbrl.envs import get_sim_state, make_env, spec_of
 from pbrl.envs.render import FrameRenderer, frame_stride, write_mp4
 from pbrl.errors import ConfigError, check_choice, check_int
+from pbrl.intrinsic.state_entropy import StateEntropy
+from pbrl.preference import PreferenceLearner, preference_mode
+from pbrl.teachers import RewardLedger
 
 PRECISIONS = ("fp32", "bf16")
 # settings a resumed run may change: how it runs and logs, and how long, not what it learns
-RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot")
+RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot", "tag")
 VIDEO_MODES = ("none", "last", "all")
 
 
@@ -46,10 +58,32 @@ def validate(cfg: Mapping[str, Any]) -> None:
     check_int("eval.episodes", cfg["eval"]["episodes"], minimum=1)
     check_choice("eval.video", cfg["eval"]["video"], VIDEO_MODES)
     check_int("snapshot.every", cfg["snapshot"]["every"], minimum=0)
+    if not isinstance(cfg["env"].get("terminate", True), bool):
+        raise ConfigError("env.terminate", f"got {cfg['env']['terminate']!r}; allowed: true, false")
     limit = cfg["env"].get("max_episode_steps")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
         raise ConfigError("env.max_episode_steps", f"got {limit!r}; allowed: null (the env's own limit) or an integer > 0")
 
+
+def _train_kwargs(env_cfg: Mapping[str, Any]) -> Any:
+    """gymnasium.make kwargs of the training env: ``env.terminate=false`` adds terminate_when_unhealthy=False.
+
+    Evaluation always uses the env as registered (plus ``env.kwargs``), so eval returns compare
+    with plain SAC's whatever the training env does.
+    """
+    kwargs = env_cfg.get("kwargs")
+    if env_cfg.get("terminate", True):
+        return kwargs  # as given; make_env validates it
+    import inspect
+
+    import gymnasium
+
+    entry = gymnasium.spec(env_cfg["id"]).entry_point
+    env_cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+    if "terminate_when_unhealthy" not in inspect.signature(env_cls).parameters:
+        raise ConfigError("env.terminate", f"{env_cfg['id']} has no terminate_when_unhealthy switch; "
+                                           "env.terminate=false works for Hopper, Walker2d, Ant, Humanoid(Standup)")
+    return {**(kwargs if isinstance(kwargs, Mapping) else {}), "terminate_when_unhealthy": False}
 
 def _flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"agent": {"tau": 0.005}}`` -> ``{"agent.tau": 0.005}``."""
@@ -85,7 +119,7 @@ class Workspace:
         self.rng = set_seed(cfg["seed"])
 
         env_cfg = cfg["env"]
-        self.env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"))
+        self.env = make_env(env_cfg["id"], _train_kwargs(env_cfg), env_cfg.get("max_episode_steps"))
         self.eval_env = make_env(env_cfg["id"], env_cfg.get("kwargs"), env_cfg.get("max_episode_steps"),
                                  render_mode="rgb_array" if cfg["eval"]["video"] != "none" else None)
         self.spec = spec_of(self.env, env_cfg["id"])
@@ -96,6 +130,19 @@ class Workspace:
         capacity = min(int(cfg["buffer_size"]), int(cfg["steps"]))
         self.buffer = ReplayBuffer(capacity, self.spec.obs_dim, self.spec.action_dim, self.spec.sim_state_dim,
                                    self.device)
+        self.preference = preference_mode(cfg)
+        self.ledger: RewardLedger | None = None
+        self.learner: PreferenceLearner | None = None
+        self.state_entropy: StateEntropy | None = None
+        if self.preference:
+            self.ledger = RewardLedger(capacity)
+            self.env = self.ledger.wrap(self.env)  # from here on the agent's side sees NaN rewards
+            self.learner = PreferenceLearner(cfg, self.spec.obs_dim, self.spec.action_dim, self.ledger,
+                                             self.device, cfg["precision"], self.rng)
+            self.state_entropy = StateEntropy(k=cfg["pretrain"]["k"], device=self.device)
+            # pretraining ends and the first feedback round happens at this step
+            self.first_round_step = cfg["seed_steps"] + cfg["pretrain"]["steps"]
+        self.timings = {"relabel_s": 0.0, "reward_rounds_s": 0.0}
 
         self.step = 0  # environment steps taken
         self.episode = 0  # training episodes started
@@ -155,9 +202,12 @@ class Workspace:
             episode_return = self._collect_step(random_action=seeding(self.step))
             if episode_return is not None:
                 pbar.set_postfix_str(f"return {episode_return:.1f}", refresh=False)
+            if self.preference and self._feedback_due():
+                self._feedback_round()
             if not seeding(self.step):
+                pretraining = self.preference and self.step < self.first_round_step
                 for _ in range(self.agent.cfg.updates_per_step):
-                    self.agent.update(self.buffer.sample(self.agent.cfg.batch_size))
+                    self._update_agent(intrinsic=pretraining)
             if eval_now(self.step) or self.step == steps:
                 row = self._evaluate_and_log(final=self.step == steps)
                 pbar.set_postfix_str(f"eval {row['eval_return_mean']:.1f}", refresh=False)
@@ -173,6 +223,37 @@ class Workspace:
         self.logger.close()
         return summary
 
+    def _update_agent(self, intrinsic: bool = False) -> None:
+        """One agent update; during pretraining the reward is the state-entropy bonus of the batch's states."""
+        batch = self.buffer.sample(self.agent.cfg.batch_size)
+        if intrinsic:
+            pool = self.buffer.observations()
+            batch = batch._replace(reward=self.state_entropy(batch.obs, pool))
+        self.agent.update(batch)
+
+    def _feedback_due(self) -> bool:
+        """PEBBLE's schedule: a round right after pretraining, then every num_interact steps while budget lasts."""
+        if self.learner.budget_left <= 0 or self.step < self.first_round_step:
+            return False
+        return (self.step - self.first_round_step) % self.cfg["feedback"]["num_interact"] == 0
+
+    def _feedback_round(self) -> None:
+        """Ask the teacher, train the reward model, relabel the buffer; after the first round, reset the critic."""
+        first = self.learner.rounds == 0
+        stats = self.learner.round(self.buffer)
+        stats["relabel_s"] = self.learner.relabel(self.buffer)
+        self.timings["relabel_s"] += stats["relabel_s"]
+        self.timings["reward_rounds_s"] += stats["reward_round_s"]
+        if first:  # PEBBLE: a fresh critic for the learned reward, then a few updates on the relabelled buffer
+            self.agent.reset_critic()
+            for _ in range(self.cfg["feedback"]["reset_updates"]):
+                self._update_agent()
+        stats["env_step"] = self.step
+        self.logger.log_round(stats)
+        print(f"pbrl: feedback round {self.learner.rounds} at step {self.step}: {stats['labels']} labels, "
+              f"train acc {stats.get('reward_train_acc', math.nan):.3f} after {stats['reward_epochs']} epochs, "
+              f"{stats['reward_round_s'] + stats['relabel_s']:.1f}s", flush=True)
+
     def _collect_step(self, random_action: bool) -> float | None:
         """One environment step into the buffer; returns the episode's return when the step ended it."""
         if self._obs is None:
@@ -185,19 +266,28 @@ class Workspace:
         else:
             action = self.agent.act(obs)
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        if self.preference:  # reward is NaN here; store the learned one (overwritten at the next relabel)
+            reward = self.learner.step_reward(obs, action)
         self.buffer.add(obs, action, reward, terminated, truncated, next_obs, self.episode, self._episode_length,
                         sim_state)
+        if self.preference and self.ledger.pos != self.buffer.pos:
+            raise RuntimeError("the reward ledger and the replay buffer are out of step")
         self._episode_return += float(reward)
         self._episode_length += 1
         self.step += 1
         self._obs = next_obs
         if not (terminated or truncated):
             return None
-        self.logger.log_episode({"env_step": self.step, "episode": self.episode, "return": self._episode_return,
-                                 "length": self._episode_length})
+        row = {"env_step": self.step, "episode": self.episode, "length": self._episode_length}
+        if self.preference:  # the true return (a diagnostic from the ledger) next to the learned one
+            row["return"] = self.ledger.episode_returns[-1]
+            row["learned_return"] = self._episode_return
+        else:
+            row["return"] = self._episode_return
+        self.logger.log_episode(row)
         self.episode += 1
         self._obs = None
-        return self._episode_return
+        return row["return"]
 
     def _evaluate_and_log(self, final: bool) -> dict:
         """Evaluate, then write one metrics row; steps/s there counts training time since the last row."""
@@ -234,30 +324,67 @@ class Workspace:
         if recent:
             stats["train_return_last10"] = float(np.mean(recent))
         stats["episodes"] = self.episode
+        if self.preference:
+            stats.update(self.learner.diagnostics())
+            stats["reward_correlation"] = self._reward_correlation()
+            stats.update(self.timings)
         return stats
+
+    def _reward_correlation(self, recent: int = 10000) -> float:
+        """Pearson correlation of learned and true per-step reward over the newest ``recent`` transitions.
+
+        A diagnostic only: the true rewards come from the teacher's ledger and go nowhere but the log.
+        """
+        if not self.learner.trained or self.buffer.size < 2:
+            return math.nan
+        idx = self.buffer.chronological()[-recent:]
+        learned = self.learner.model.reward(torch.from_numpy(self.buffer.obs[idx]),
+                                            torch.from_numpy(self.buffer.action[idx])).cpu().numpy()
+        true = self.ledger.reward[idx]
+        if learned.std() == 0 or true.std() == 0:
+            return math.nan
+        return float(np.corrcoef(learned, true)[0, 1])
 
     # ----------------------------------------------------------------------------- evaluation
     def evaluate(self, final: bool = False) -> dict:
         """Deterministic-policy return over ``eval.episodes`` episodes with fixed start seeds."""
         mode = self.cfg["eval"]["video"]
         record = mode == "all" or (mode == "last" and final)
-        returns = []
+        returns, learned = [], []
         for i in range(self.cfg["eval"]["episodes"]):
             frames = [] if (record and i == 0) else None
-            returns.append(self._eval_episode(seed=self.cfg["seed"] + 1_000_000 + i, frames=frames))
+            trajectory: list | None = [] if self.preference else None
+            returns.append(self._eval_episode(seed=self.cfg["seed"] + 1_000_000 + i, frames=frames,
+                                              trajectory=trajectory))
+            if trajectory:
+                learned.append(self._learned_return(trajectory))
             if frames:
                 self._save_video(frames)
-        return {"env_step": self.step, "eval_return_mean": float(np.mean(returns)),
-                "eval_return_std": float(np.std(returns))}
+        row = {"env_step": self.step, "eval_return_mean": float(np.mean(returns)),
+               "eval_return_std": float(np.std(returns))}
+        if learned:
+            row["eval_learned_return_mean"] = float(np.mean(learned))
+        return row
 
-    def _eval_episode(self, seed: int, frames: list | None) -> float:
+    def _learned_return(self, trajectory: list) -> float:
+        """The reward model's return of one eval episode (NaN before the first feedback round)."""
+        if not self.learner.trained:
+            return math.nan
+        obs = torch.as_tensor(np.stack([o for o, _ in trajectory]))
+        action = torch.as_tensor(np.stack([a for _, a in trajectory]))
+        return float(self.learner.model.reward(obs, action).sum())
+
+    def _eval_episode(self, seed: int, frames: list | None, trajectory: list | None = None) -> float:
         obs, _ = self.eval_env.reset(seed=seed)
         stride = frame_stride(self.eval_env.metadata.get("render_fps"))
         total, t, done = 0.0, 0, False
         while not done:
             if frames is not None and t % stride == 0:
                 self._grab_frame(frames)
-            obs, reward, terminated, truncated, _ = self.eval_env.step(self.agent.act(obs, deterministic=True))
+            action = self.agent.act(obs, deterministic=True)
+            if trajectory is not None:
+                trajectory.append((obs, action))
+            obs, reward, terminated, truncated, _ = self.eval_env.step(action)
             total += float(reward)
             t += 1
             done = terminated or truncated
@@ -293,7 +420,10 @@ class Workspace:
                  "mid_episode": self._obs is not None,
                  "wall_time": self.wall_time,
                  "train_time": self.train_time, "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(),
-                 "rng": rng_state(self.rng), "logger": self.logger.state_dict()}
+                 "rng": rng_state(self.rng), "logger": self.logger.state_dict(), "timings": dict(self.timings)}
+        if self.preference:
+            state.update(learner=self.learner.state_dict(), ledger=self.ledger.state_dict(),
+                         state_entropy=self.state_entropy.stats.state_dict())
         tmp = self.snapshot_path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.snapshot_path)
@@ -313,6 +443,11 @@ class Workspace:
         self.buffer.load_state_dict(state["buffer"])
         set_rng_state(state["rng"], self.rng)
         self.logger.load_state_dict(state["logger"])
+        self.timings.update(state.get("timings", {}))
+        if self.preference:
+            self.learner.load_state_dict(state["learner"])
+            self.ledger.load_state_dict(state["ledger"])
+            self.state_entropy.stats.load_state_dict(state["state_entropy"])
         # an episode cut off by the interruption keeps its id; the fresh episode gets the next one
         self.step, self.episode = state["step"], state["episode"] + int(state["mid_episode"])
         self.wall_time, self.train_time = state["wall_time"], state["train_time"]
@@ -332,7 +467,16 @@ class Workspace:
             "precision": self.cfg["precision"], "device": str(self.device), "threads": self.threads,
             "pbrl_version": pbrl.__version__, "git_commit": _git_commit(), "torch_version": torch.__version__,
             "gymnasium_version": gymnasium.__version__, "mujoco_version": mujoco.__version__,
+            "teacher": self.cfg.get("teacher", {}).get("name", "none"),
         }
+        if self.preference:
+            last = self.logger.eval_rows[-1] if self.logger.eval_rows else {}
+            summary.update(self.learner.diagnostics())
+            summary["final_eval_learned_return"] = last.get("eval_learned_return_mean")
+            summary["reward_correlation"] = self._reward_correlation()
+            summary.update(self.timings)
+        # strict JSON: a metric that is not defined yet (NaN) is written as null
+        summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
         tmp = self.summary_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
         os.replace(tmp, self.summary_path)

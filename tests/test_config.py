@@ -93,8 +93,11 @@ def test_experiment_presets_compose_validate_and_take_effect(name):
     for entry in yaml.safe_load(path.read_text()).get("defaults", []):
         for key, value in (entry.items() if isinstance(entry, dict) else []):
             group = key.removeprefix("override ").strip("/")
-            if group == "env":
-                _subset(_values(CONF_DIR / "env" / f"{value}.yaml"), cfg["env"], "env.")
+            if group == "env":  # the env's own values, except those the preset sets itself
+                preset_env = yaml.safe_load(path.read_text()).get("env", {})
+                env_values = {k: v for k, v in _values(CONF_DIR / "env" / f"{value}.yaml").items()
+                              if k not in preset_env}
+                _subset(env_values, cfg["env"], "env.")
 
 
 def test_experiment_values_still_yield_to_the_command_line():

@@ -198,7 +198,7 @@ def test_terminations_are_stored_at_episode_ends(tmp_path):
     ws = Workspace(tiny_config("env=inverted_pendulum", "steps=150", "seed_steps=150"), tmp_path / "run")
     ws.train()
     buf = ws.buffer
-    last_of_episode = np.flatnonzero(np.diff(buf.episode[:buf.size]) != 0)
+    last_of_episode = np.flatnonzero(np.diff(np.append(buf.episode[:buf.size], -1)) != 0)  # the final step too
     ended = np.flatnonzero(buf.terminated[:buf.size])
     assert len(ended) >= 3
     np.testing.assert_array_equal(ended, last_of_episode[:len(ended)])

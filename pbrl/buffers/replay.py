@@ -16,6 +16,20 @@ from pbrl.agents.sac import Batch
 RewardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (obs [N, o], action [N, a]) -> reward [N]
 
 
+def restore_order(size: int, pos: int, old_capacity: int, new_capacity: int) -> tuple[np.ndarray, int]:
+    """How to lay ``size`` saved slots of a ring of ``old_capacity`` into one of ``new_capacity``.
+
+    Returns ``(order, pos)``: new slot i takes saved slot ``order[i]``, and writing resumes at
+    ``pos``. The same capacity keeps the layout; a larger one lays the slots out oldest first.
+    """
+    if size > new_capacity:
+        raise ValueError(f"the snapshot holds {size} transitions, more than this buffer's capacity {new_capacity}")
+    if old_capacity == new_capacity:
+        return np.arange(size), pos
+    order = np.arange(size) if size < old_capacity else (np.arange(size) + pos) % size
+    return order, size % new_capacity
+
+
 class ReplayBuffer:
     """A ring buffer of ``capacity`` transitions.
 
@@ -91,6 +105,11 @@ class ReplayBuffer:
             reward = reward_fn(obs, action).reshape(-1)
             self.reward[start:end] = reward.float().cpu().numpy()
 
+    def observations(self) -> torch.Tensor:
+        """Every stored observation ``[size, obs_dim]`` on the buffer's device (the k-NN bonus's pool)."""
+        obs = self._torch["obs"][:self.size]
+        return obs if self.device.type == "cpu" else obs.to(self.device, non_blocking=True)
+
     def chronological(self) -> np.ndarray:
         """Indices of the stored transitions from oldest to newest."""
         if self.size < self.capacity:
@@ -110,14 +129,8 @@ class ReplayBuffer:
         Rows are laid out oldest first, so a run extended to more steps (a larger buffer) keeps
         writing after its newest transition.
         """
-        n, pos = state["size"], state["pos"]
-        if n > self.capacity:
-            raise ValueError(f"snapshot buffer holds {n} transitions, more than this buffer's capacity {self.capacity}")
-        if state["capacity"] == self.capacity:  # same layout: restore slot for slot
-            order = np.arange(n)
-        else:
-            order = np.arange(n) if n < state["capacity"] else (np.arange(n) + pos) % n
-            pos = n % self.capacity
+        n = state["size"]
+        order, pos = restore_order(n, state["pos"], state["capacity"], self.capacity)
         for k in self._COLUMNS:
             getattr(self, k)[:n] = state[k].numpy()[order]
         self.size, self.pos = n, pos

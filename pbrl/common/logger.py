@@ -1,6 +1,7 @@
 """One logger for a run: CSV always, TensorBoard optionally, wandb when asked.
 
-``metrics.csv`` holds one row per evaluation and ``episodes.csv`` one row per training episode.
+``metrics.csv`` holds one row per evaluation, ``episodes.csv`` one row per training episode and,
+in preference mode, ``rounds.csv`` one row per feedback round.
 Rows live in memory and the files are rewritten whole, so a resumed run (which restores the rows
 from its snapshot) never carries duplicate or orphaned rows past the snapshot step.
 """
@@ -38,6 +39,7 @@ class Logger:
         self.run_dir = Path(run_dir)
         self.eval_rows: list[dict] = []
         self.episode_rows: list[dict] = []
+        self.round_rows: list[dict] = []
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -74,6 +76,12 @@ class Logger:
         self.episode_rows.append(dict(row))
         self.log("train", int(row["env_step"]), {k: v for k, v in row.items() if k != "env_step"})
 
+    def log_round(self, row: Mapping[str, float]) -> None:
+        """One feedback round (``env_step``, labels, reward-model statistics, timings); written at once."""
+        self.round_rows.append(dict(row))
+        self.log("feedback", int(row["env_step"]), {k: v for k, v in row.items() if k != "env_step"})
+        self.flush()
+
     def log_eval(self, row: Mapping[str, float]) -> None:
         """One evaluation row of metrics.csv; writes the CSV files at once."""
         self.eval_rows.append(dict(row))
@@ -82,7 +90,8 @@ class Logger:
 
     def flush(self) -> None:
         """Rewrite metrics.csv and episodes.csv from memory."""
-        for name, rows in (("metrics.csv", self.eval_rows), ("episodes.csv", self.episode_rows)):
+        for name, rows in (("metrics.csv", self.eval_rows), ("episodes.csv", self.episode_rows),
+                           ("rounds.csv", self.round_rows)):
             path = self.run_dir / name
             if rows:
                 _write_csv(path, rows)
@@ -93,12 +102,14 @@ class Logger:
 
     def state_dict(self) -> dict:
         """The rows written so far, for snapshots."""
-        return {"eval_rows": list(self.eval_rows), "episode_rows": list(self.episode_rows)}
+        return {"eval_rows": list(self.eval_rows), "episode_rows": list(self.episode_rows),
+                "round_rows": list(self.round_rows)}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the rows of a snapshot and rewrite the CSV files to match it."""
         self.eval_rows = list(state["eval_rows"])
         self.episode_rows = list(state["episode_rows"])
+        self.round_rows = list(state.get("round_rows", []))
         self.flush()
 
     def close(self) -> None:

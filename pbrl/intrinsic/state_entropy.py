@@ -38,6 +38,12 @@ class RunningMeanStd:
     def std(self) -> torch.Tensor:
         return self.var.sqrt()
 
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean, self.var, self.count = (state[k].to(self.mean.device) for k in ("mean", "var", "count"))
+
 
 @torch.no_grad()
 def knn_distance(states: torch.Tensor, pool: torch.Tensor, k: int = 5, chunk: int = 16384) -> torch.Tensor:

@@ -31,3 +31,18 @@ def plackett_luce_loss(scores: torch.Tensor, ranking: torch.Tensor) -> torch.Ten
     # log Σ_{j>=k} exp R_π(j) for every k: a reversed cumulative logsumexp
     tail = torch.logcumsumexp(ordered.flip(-1), dim=-1).flip(-1)
     return -(ordered - tail).sum(-1).mean()
+
+
+def preference_loss(scores: torch.Tensor, ranking: torch.Tensor, equal: torch.Tensor) -> torch.Tensor:
+    """The reward model's loss on a batch of labelled queries of K segments each.
+
+    Ranked queries use the Plackett-Luce likelihood (Bradley-Terry when K = 2); a query labelled
+    "equal" trains the softmax over its K scores towards uniform, which for K = 2 is
+    Bradley-Terry against the target 0.5. ``scores``: ``[..., N, K]``; ``ranking``: ``[N, K]``
+    best first; ``equal``: ``[N]`` bool. Returns the mean over queries (and leading dims).
+    """
+    ordered = scores.gather(-1, ranking.expand_as(scores))  # ranking [N, K] or [..., N, K]
+    tail = torch.logcumsumexp(ordered.flip(-1), dim=-1).flip(-1)
+    ranked_nll = -(ordered - tail).sum(-1)  # [..., N]
+    equal_nll = -torch.log_softmax(scores, dim=-1).mean(-1)  # cross-entropy against a uniform target
+    return torch.where(equal, equal_nll, ranked_nll).mean()

@@ -1,0 +1,149 @@
+"""Feedback efficiency: how close does PEBBLE with a few oracle labels get to SAC on the true reward?
+
+    python experiments/feedback_efficiency.py                      # HalfCheetah, then Walker2d; resumable
+    python experiments/feedback_efficiency.py --tasks halfcheetah --seeds 0,1,2
+    python experiments/feedback_efficiency.py --report-only        # tables from what has run so far
+    python experiments/feedback_efficiency.py --termination        # Hopper: env.terminate true vs false
+
+Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmuls for speed):
+- ``sac``: SAC on the true reward (experiment=sac_<task>);
+- ``pebble``: PEBBLE with the oracle teacher, disagreement selection, 9k pretraining steps;
+- ``pebble_no_pretrain``: the same without state-entropy pretraining (pretrain.steps=0);
+- ``pebble_uniform``: the same with uniform query selection.
+The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
+
+Each (task, method, budget) is one hydra multirun over the seeds into
+``runs/feedback_efficiency/<task>/<method>_<budget>``; two multiruns run side by side with one
+torch thread each (this machine has 2 cores). Rerunning the script resumes unfinished runs and
+skips finished ones, so the table can be completed over several sittings. The report
+(``pbrl-report --by env.id,tag``) goes to ``experiments/results/feedback_efficiency/``, with the
+mean ± std of the final eval return per task and method, and its ratio to SAC's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from common import RESULTS, ROOT, RUNS, _rel, report
+
+TASKS = ("halfcheetah", "walker2d")
+METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experiment=sac_<task>)
+    "pebble": [],
+    "sac": None,
+    "pebble_uniform": ["query.selection=uniform"],
+    "pebble_no_pretrain": ["pretrain.steps=0"],
+}
+
+
+def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> list[str]:
+    """The pbrl-train overrides of one (task, method, budget) multirun."""
+    common = [f"steps={steps}", f"seed={seeds}", "precision=bf16", "threads=1", "eval.every=10000",
+              "snapshot.every=25000"]
+    if METHODS[method] is None:
+        return [f"experiment=sac_{task}", f"tag={method}", *common]
+    return [f"experiment=pebble_{task}", f"tag={method}", f"feedback.max_feedback={budget}",
+            f"feedback.mb_size={max(1, budget // 10)}", *METHODS[method], *common]
+
+
+def run_lane(jobs: list[tuple[Path, list[str]]], log: Path) -> None:
+    """Run multiruns one after another (one lane of the two that share the machine)."""
+    with open(log, "a") as f:
+        for sweep, args in jobs:
+            cmd = [sys.executable, "-m", "pbrl.train", "-m", *args, f"hydra.sweep.dir={_rel(sweep)}",
+                   "hydra.launcher.n_jobs=1", "progress=false"]
+            print("+", " ".join(cmd[1:]), flush=True)
+            f.write("+ " + " ".join(cmd[1:]) + "\n")
+            f.flush()
+            subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, from: " + ", ".join(TASKS))
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
+    parser.add_argument("--budgets", default="1000", help="comma-separated feedback budgets (queries)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (>= 3 for the table)")
+    parser.add_argument("--steps", type=int, default=200_000, help="env steps per run (the fixed budget)")
+    parser.add_argument("--lanes", type=int, default=2, help="multiruns side by side (1 torch thread each)")
+    parser.add_argument("--report-only", action="store_true", help="only aggregate what has run")
+    parser.add_argument("--termination", action="store_true",
+                        help="instead: PEBBLE on Hopper-v5 with env.terminate=true vs false (issue 4, item 5)")
+    args = parser.parse_args()
+
+    if args.termination:
+        return termination(args)
+    tasks, methods = args.tasks.split(","), args.methods.split(",")
+    for name, allowed, given in (("task", TASKS, tasks), ("method", METHODS, methods)):
+        bad = [g for g in given if g not in allowed]
+        if bad:
+            parser.error(f"unknown {name} {bad[0]!r}; allowed: {', '.join(allowed)}")
+    budgets = [int(b) for b in args.budgets.split(",")]
+    jobs = []
+    for task in tasks:
+        for method in methods:
+            for budget in ([0] if METHODS[method] is None else budgets):
+                name = method if METHODS[method] is None else f"{method}_{budget}"
+                jobs.append((RUNS / "feedback_efficiency" / task / name,
+                             overrides(task, method, budget, args.steps, args.seeds)))
+    if not args.report_only:
+        execute(jobs, args.lanes)
+    for task in tasks:
+        sweeps = [p for p in (RUNS / "feedback_efficiency" / task).glob("*") if p.is_dir()]
+        if sweeps:
+            report(sweeps, RESULTS / "feedback_efficiency" / task, "env.id,tag,feedback.max_feedback",
+                   f"Feedback efficiency on {task}: final eval return at {args.steps} env steps")
+            ratio_table(RESULTS / "feedback_efficiency" / task)
+
+
+def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:
+    """Deal the multiruns round-robin onto ``lanes`` sequential lanes running side by side."""
+    log_dir = RUNS / "feedback_efficiency"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    threads = [threading.Thread(target=run_lane, args=(jobs[i::lanes], log_dir / f"lane{i}.log"))
+               for i in range(lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def ratio_table(out: Path) -> None:
+    """Append each PEBBLE variant's mean final return as a fraction of SAC's to report.md (and print it)."""
+    import pandas as pd
+
+    runs = pd.read_csv(out / "summary.csv")
+    col = "final_eval_return"
+    finished = runs[runs["finished"].astype(bool)] if "finished" in runs else runs
+    means = finished.groupby("tag")[col].agg(["mean", "std", "count"])
+    if "sac" not in means.index:
+        return
+    sac = means.loc["sac", "mean"]
+    lines = ["", "## Fraction of SAC-on-true-reward's final return (finished runs)", "",
+             "| method | runs | final return mean ± std | / SAC |", "|---|---|---|---|"]
+    for tag, row in means.iterrows():
+        lines.append(f"| {tag} | {int(row['count'])} | {row['mean']:.0f} ± {row['std']:.0f} | "
+                     f"{row['mean'] / sac:.0%} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(out / "report.md", "a") as f:
+        f.write(text)
+
+
+def termination(args: argparse.Namespace) -> None:
+    """PEBBLE on Hopper-v5 with training episodes that end when it falls (true) or run to 1000 steps (false)."""
+    sweep = RUNS / "feedback_efficiency" / "termination"
+    if not args.report_only:
+        execute([(sweep / f"terminate_{flag}", [f"experiment=pebble_hopper", f"env.terminate={flag}",
+                                                f"tag=terminate_{flag}", f"steps={args.steps}",
+                                                f"seed={args.seeds}", "precision=bf16", "threads=1"])
+                 for flag in ("false", "true")], args.lanes)
+    report([sweep], RESULTS / "feedback_efficiency" / "termination", "env.id,env.terminate",
+           "PEBBLE on Hopper-v5: training with and without termination")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The preference loop: select queries → ask the teacher → train the reward model → relabel.
+
+``PreferenceLearner`` is the one place that owns the reward model, the labels, the teacher and the
+feedback budget; the workspace calls ``round`` on schedule and ``relabel`` after it, whatever the
+agent. Config groups read here: ``feedback``, ``query``, ``reward_model`` and ``teacher``
+(conf/config.yaml documents each field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from pbrl.buffers.replay import ReplayBuffer
+from pbrl.errors import ConfigError, check_choice, check_int
+from pbrl.query import RULES, SelectionContext, select
+from pbrl.reward.labels import LabelSet
+from pbrl.reward.model import RewardModel, RewardModelConfig
+from pbrl.teachers import RewardLedger, Teacher, make_teacher
+from pbrl.teachers.base import OUTCOMES
+
+
+def preference_mode(cfg: Mapping[str, Any]) -> bool:
+    """True when a teacher is configured (``teacher.name`` other than ``none``)."""
+    return cfg.get("teacher", {}).get("name", "none") != "none"
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Check the feedback, query, pretrain and reward_model settings, naming the field on error."""
+    fb, q, rm = cfg["feedback"], cfg["query"], cfg["reward_model"]
+    check_int("feedback.max_feedback", fb["max_feedback"], minimum=0)
+    check_int("feedback.mb_size", fb["mb_size"], minimum=1)
+    check_int("feedback.num_interact", fb["num_interact"], minimum=1)
+    check_int("feedback.segment", fb["segment"], minimum=1)
+    check_int("feedback.large_batch", fb["large_batch"], minimum=1)
+    check_int("feedback.last_episodes", fb["last_episodes"], minimum=1)
+    check_int("feedback.reset_updates", fb["reset_updates"], minimum=0)
+    check_choice("query.selection", q["selection"], tuple(RULES))
+    check_int("query.k", q["k"], minimum=2)
+    if q["k"] > 8:
+        raise ConfigError("query.k", f"got {q['k']}; allowed: 2 (pairs) to 8 (rankings)")
+    check_int("pretrain.steps", cfg["pretrain"]["steps"], minimum=0)
+    check_int("pretrain.k", cfg["pretrain"]["k"], minimum=1)
+    fields = {f.name for f in dataclasses.fields(RewardModelConfig)}
+    unknown = sorted(set(rm) - fields)
+    if unknown:
+        raise ConfigError(f"reward_model.{unknown[0]}", f"not a reward-model setting; allowed: {', '.join(sorted(fields))}")
+    for key in ("ensemble_size", "hidden_dim", "depth", "batch_size", "epochs", "relabel_batch"):
+        check_int(f"reward_model.{key}", rm[key], minimum=1)
+    if not isinstance(rm["lr"], (int, float)) or isinstance(rm["lr"], bool) or rm["lr"] <= 0:
+        raise ConfigError("reward_model.lr", f"got {rm['lr']!r}; must be a number > 0")
+    if not isinstance(rm["stop_accuracy"], (int, float)) or not 0 < rm["stop_accuracy"] <= 1:
+        raise ConfigError("reward_model.stop_accuracy", f"got {rm['stop_accuracy']!r}; must be in (0, 1]")
+
+
+class PreferenceLearner:
+    """Reward model + labels + teacher + budget, driven round by round by the workspace."""
+
+    def __init__(self, cfg: Mapping[str, Any], obs_dim: int, action_dim: int, ledger: RewardLedger,
+                 device: torch.device, precision: str, rng: np.random.Generator):
+        validate(cfg)
+        self.fb, self.query_cfg = cfg["feedback"], cfg["query"]
+        self.k, self.length = int(self.query_cfg["k"]), int(self.fb["segment"])
+        self.device = device
+        self.rng = rng
+        self.generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+        self.model = RewardModel(obs_dim, action_dim, RewardModelConfig(**cfg["reward_model"]), device, precision)
+        self.labels = LabelSet(self.k, self.length, obs_dim, action_dim)
+        self.ledger = ledger
+        # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
+        self.teacher: Teacher = make_teacher(cfg["teacher"], ledger, np.random.default_rng(int(rng.integers(2**63))))
+        self.asked = 0  # queries put to the teacher, skipped ones included (the budget counts these)
+        self.rounds = 0
+        self.outcomes = {o: 0 for o in OUTCOMES}
+        self.heldout_correct, self.heldout_total = 0, 0  # new labels predicted before training on them
+        self.last: dict[str, float] = {}  # the latest round's statistics
+
+    @property
+    def budget_left(self) -> int:
+        return int(self.fb["max_feedback"]) - self.asked
+
+    @property
+    def trained(self) -> bool:
+        return self.rounds > 0 and len(self.labels) > 0
+
+    def round(self, buffer: ReplayBuffer) -> dict[str, float]:
+        """One feedback round: ``mb_size`` queries (fewer if the budget ends), labels, reward training.
+
+        The first round selects uniformly (as PEBBLE does: the model knows nothing yet). Labels
+        whose outcome the current model predicts before training count towards the held-out
+        accuracy: each round's new labels are a slice the model has never trained on.
+        """
+        started = time.perf_counter()
+        count = min(int(self.fb["mb_size"]), self.budget_left)
+        rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
+        ctx = SelectionContext(self.model, self.labels.features(), self.rng)
+        try:
+            queries = select(rule, buffer, count, ctx, self.k, self.length, int(self.fb["large_batch"]),
+                             int(self.fb["last_episodes"]))
+        except ValueError as exc:  # no episode long enough for one segment
+            raise ConfigError("feedback.segment", f"{exc} (segment={self.length}); use shorter segments, a later "
+                                                  "first round (pretrain.steps), or env.terminate=false") from None
+        answers = self.teacher.answer(queries)
+        self.asked += count
+        for outcome, n in answers.counts().items():
+            self.outcomes[outcome] += n
+        keep = ~answers.skipped
+        first_new = len(self.labels)
+        self.labels.add(queries.obs.numpy()[keep], queries.action.numpy()[keep], answers.ranking[keep],
+                        answers.equal[keep])
+        new = np.arange(first_new, len(self.labels))
+        stats: dict[str, float] = {"feedback_asked": self.asked, "labels": len(self.labels)}
+        if self.trained:
+            acc = self.model.accuracy(self.labels, new)
+            ranked = int((~self.labels.equal[new]).sum())
+            if ranked:
+                self.heldout_correct += round(acc * ranked)
+                self.heldout_total += ranked
+            stats["reward_heldout_acc_round"] = acc
+        stats.update(self.model.fit(self.labels, self.generator))
+        self.rounds += 1
+        stats["reward_round_s"] = time.perf_counter() - started
+        self.last = stats
+        return stats
+
+    def relabel(self, buffer: ReplayBuffer) -> float:
+        """Rewrite every stored reward with the current model (batched); returns the seconds taken."""
+        started = time.perf_counter()
+        buffer.relabel(self.model.reward, batch_size=self.model.cfg.relabel_batch, device=self.device)
+        return time.perf_counter() - started
+
+    def step_reward(self, obs: np.ndarray, action: np.ndarray) -> float:
+        """The current model's reward for one new transition (0 before the first round)."""
+        if not self.trained:
+            return 0.0
+        return float(self.model.reward(torch.as_tensor(obs[None]), torch.as_tensor(action[None]))[0])
+
+    def diagnostics(self) -> dict[str, float]:
+        """Counters and accuracies for metrics.csv and summary.json."""
+        out: dict[str, float] = {"feedback_asked": self.asked, "labels": len(self.labels), "rounds": self.rounds}
+        out.update({f"labels_{o}": n for o, n in self.outcomes.items()})
+        out["reward_heldout_acc"] = (self.heldout_correct / self.heldout_total if self.heldout_total else math.nan)
+        out["reward_train_acc"] = self.last.get("reward_train_acc", math.nan)
+        return out
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "labels": self.labels.state_dict(),
+                "teacher": self.teacher.state_dict(), "asked": self.asked, "rounds": self.rounds,
+                "outcomes": dict(self.outcomes), "heldout": (self.heldout_correct, self.heldout_total),
+                "last": dict(self.last), "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.labels.load_state_dict(state["labels"])
+        self.teacher.load_state_dict(state["teacher"])
+        self.asked, self.rounds = state["asked"], state["rounds"]
+        self.outcomes = dict(state["outcomes"])
+        self.heldout_correct, self.heldout_total = state["heldout"]
+        self.last = dict(state["last"])
+        self.generator.set_state(state["generator"])

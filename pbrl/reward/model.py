@@ -1,0 +1,146 @@
+"""The learned reward: an ensemble of MLPs on (obs, action), trained on preference labels.
+
+All members are one ``EnsembleMLP`` (weights ``[E, in, out]``), so a forward pass over the whole
+ensemble is one batched matmul per layer. Each per-step reward is squashed into [-1, 1] by tanh,
+as in PEBBLE; the agent's reward is the ensemble mean. Training follows PEBBLE: every round runs
+up to ``epochs`` passes over all labels collected so far, each member on its own shuffle of them,
+and stops early once the mean training accuracy exceeds ``stop_accuracy``. The model is never
+re-initialised between rounds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from pbrl.agents.nets import EnsembleMLP
+from pbrl.reward.labels import LabelSet
+from pbrl.reward.losses import preference_loss
+
+
+@dataclass
+class RewardModelConfig:
+    """Reward-model settings; every field is documented in conf/config.yaml (``reward_model``)."""
+
+    ensemble_size: int = 3
+    hidden_dim: int = 256
+    depth: int = 3
+    lr: float = 3e-4
+    batch_size: int = 128
+    epochs: int = 50
+    stop_accuracy: float = 0.97
+    relabel_batch: int = 65536
+
+
+class RewardModel:
+    """Ensemble reward model: ``reward`` for the agent, ``fit`` on a LabelSet, scores for query selection."""
+
+    def __init__(self, obs_dim: int, action_dim: int, cfg: RewardModelConfig, device: torch.device | str = "cpu",
+                 precision: str = "fp32"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.precision = precision
+        self.net = EnsembleMLP(cfg.ensemble_size, obs_dim + action_dim, cfg.hidden_dim, cfg.depth, 1,
+                               activation=nn.LeakyReLU).to(self.device)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.updates = 0  # gradient steps taken, over all rounds
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def member_rewards(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Per-step reward of every member: ``[..., obs_dim]`` -> ``[E, ...]``, each in [-1, 1]."""
+        x = torch.cat([obs, action], dim=-1)
+        with self._autocast():
+            out = self.net(x.reshape(-1, x.shape[-1]))  # [E, N, 1]
+        return torch.tanh(out.float().squeeze(-1)).reshape(self.cfg.ensemble_size, *x.shape[:-1])
+
+    @torch.inference_mode()
+    def reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The agent's reward: ensemble mean, ``[...]`` for obs ``[..., obs_dim]`` (no gradient)."""
+        return self.member_rewards(obs.to(self.device), action.to(self.device)).mean(0)
+
+    def segment_scores(self, obs: torch.Tensor, action: torch.Tensor, per_member: bool = False) -> torch.Tensor:
+        """Summed predicted reward of segments: ``[N, K, T, ·]`` -> ``[E, N, K]``.
+
+        With ``per_member=True`` the inputs are ``[E, N, K, T, ·]`` (each member its own batch).
+        """
+        x = torch.cat([obs, action], dim=-1)
+        if per_member:
+            e, n, k, t, d = x.shape
+            with self._autocast():
+                out = self.net(x.reshape(e, n * k * t, d))  # [E, NKT, 1]
+            return torch.tanh(out.float()).reshape(e, n, k, t).sum(-1)
+        n, k, t, d = x.shape
+        with self._autocast():
+            out = self.net(x.reshape(n * k * t, d))
+        return torch.tanh(out.float()).reshape(-1, n, k, t).sum(-1)
+
+    @torch.no_grad()
+    def choice_probs(self, obs: torch.Tensor, action: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """Every member's probability that each segment of a query is the best: ``[E, N, K]``.
+
+        For K = 2 the first column is the Bradley-Terry P(σ0 ≻ σ1).
+        """
+        parts = [torch.softmax(self.segment_scores(obs[i:i + chunk].to(self.device),
+                                                   action[i:i + chunk].to(self.device)), dim=-1)
+                 for i in range(0, obs.shape[0], chunk)]
+        return torch.cat(parts, dim=1)
+
+    @torch.no_grad()
+    def accuracy(self, labels: LabelSet, index: np.ndarray | None = None) -> float:
+        """Fraction of the ranked (not "equal") labels whose best segment the ensemble mean picks; NaN if none."""
+        index = np.arange(len(labels)) if index is None else np.asarray(index)
+        index = index[~labels.equal[index]]
+        if len(index) == 0:
+            return math.nan
+        obs, action, ranking, _ = labels.tensors(index, self.device)
+        scores = self.segment_scores(obs, action).mean(0)  # [N, K]
+        return float((scores.argmax(-1) == ranking[:, 0]).float().mean())
+
+    def fit(self, labels: LabelSet, generator: torch.Generator) -> dict:
+        """One PEBBLE reward-learning round over all labels; returns loss, accuracy and epochs run."""
+        cfg = self.cfg
+        n, e = len(labels), cfg.ensemble_size
+        if n == 0:
+            return {"reward_epochs": 0}
+        obs_all, action_all, ranking_all, equal_all = labels.tensors(None, self.device)
+        ranked = ~equal_all
+        loss_sum, acc = math.nan, math.nan
+        epoch = 0
+        for epoch in range(1, cfg.epochs + 1):
+            # each member its own permutation of all labels: [E, N]
+            order = torch.argsort(torch.rand(e, n, generator=generator), dim=1).to(self.device)
+            loss_sum, correct, counted = 0.0, 0.0, 0.0
+            for start in range(0, n, cfg.batch_size):
+                idx = order[:, start:start + cfg.batch_size]  # [E, b]
+                scores = self.segment_scores(obs_all[idx], action_all[idx], per_member=True)  # [E, b, K]
+                ranking, equal = ranking_all[idx], equal_all[idx]
+                loss = preference_loss(scores, ranking, equal)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                self.updates += 1
+                with torch.no_grad():
+                    hit = (scores.argmax(-1) == ranking[..., 0]) & ranked[idx]
+                    correct += float(hit.sum())
+                    counted += float(ranked[idx].sum())
+                    loss_sum += float(loss) * idx.shape[1]
+            acc = correct / counted if counted else math.nan
+            if counted and acc > cfg.stop_accuracy:
+                break
+        return {"reward_loss": loss_sum / n, "reward_train_acc": acc, "reward_epochs": epoch}
+
+    def state_dict(self) -> dict:
+        """Network, optimiser and counter, for snapshots."""
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict saved."""
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.updates = state["updates"]

@@ -1,0 +1,69 @@
+"""The B-Pref scripted teacher: labels from the true reward, with human-like irrationalities.
+
+For a query of K segments with summed true rewards R_i (Lee et al. 2021, "B-Pref"):
+1. skip: if max_i R_i <= thres_skip the query gets no label (it still uses budget);
+2. equal: if max_i R_i - min_i R_i < thres_equal the query is labelled "equal";
+3. myopic: the ranking uses R_i = Σ_t γ^(T-1-t) r_t, recent steps weigh more;
+4. rationality: β <= 0 ranks by R deterministically (ties: the earlier segment wins); β > 0
+   samples a Plackett-Luce ranking with scores β·R (for K = 2: P(σ0 ≻ σ1) = sigmoid(β(R0 - R1)));
+5. mistake: with probability ε the ranking is reversed (for K = 2: the label is flipped).
+The thresholds are ``eps × margin`` with ``margin`` = mean true reward per step of the last 10
+training episodes × T, recomputed at the start of every round. (The original code multiplies by
+eps a second time after the first round; that is a bug and is not reproduced.) The equal
+threshold uses |margin|, so that it stays a tolerance on tasks with negative rewards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pbrl.query.base import QueryPool
+from pbrl.teachers.base import Answers, Teacher
+from pbrl.teachers.ledger import RewardLedger
+
+
+class ScriptedTeacher(Teacher):
+    """The oracle family (presets oracle, stoc/noisy, mistake, skip, equal, myopic in conf/teacher/)."""
+
+    def __init__(self, ledger: RewardLedger, rng: np.random.Generator, beta: float = 0.0, gamma: float = 1.0,
+                 mistake: float = 0.0, skip: float = 0.0, equal: float = 0.0, margin_episodes: int = 10):
+        self.ledger = ledger
+        self.rng = rng
+        self.beta, self.gamma = beta, gamma
+        self.eps_mistake, self.eps_skip, self.eps_equal = mistake, skip, equal
+        self.margin_episodes = margin_episodes
+        self.thres_skip, self.thres_equal = -np.inf, 0.0
+
+    def _thresholds(self, length: int) -> tuple[float, float]:
+        """(skip, equal) thresholds for segments of ``length`` steps, from the latest training episodes."""
+        per_step = self.ledger.mean_step_reward(self.margin_episodes)
+        if per_step is None:  # no finished episode yet: nothing skipped or equal
+            return -np.inf, 0.0
+        margin = per_step * length
+        skip = self.eps_skip * margin if self.eps_skip > 0 else -np.inf
+        return skip, self.eps_equal * abs(margin)
+
+    def answer(self, queries: QueryPool) -> Answers:
+        """Label each query from the true rewards of its segments' buffer slots."""
+        rewards = self.ledger.reward[queries.index]  # [N, K, T]
+        n, k, length = rewards.shape
+        self.thres_skip, self.thres_equal = self._thresholds(length)
+        returns = rewards.sum(-1)  # [N, K]
+        skipped = returns.max(-1) <= self.thres_skip
+        equal = (returns.max(-1) - returns.min(-1)) < self.thres_equal
+        weights = self.gamma ** np.arange(length - 1, -1, -1)  # γ^(T-1-t): the last step weighs 1
+        myopic = (rewards * weights).sum(-1)  # [N, K]
+        if self.beta > 0:  # Plackett-Luce sample by the Gumbel-max trick
+            scores = self.beta * myopic + self.rng.gumbel(size=myopic.shape)
+        else:
+            scores = myopic
+        ranking = np.argsort(-scores, axis=1, kind="stable")
+        mistaken = self.rng.random(n) < self.eps_mistake
+        ranking[mistaken] = ranking[mistaken, ::-1]
+        return Answers(ranking=ranking, equal=equal & ~skipped, skipped=skipped)
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
