@@ -33,7 +33,7 @@ class RewardModelConfig:
     batch_size: int = 128
     epochs: int = 50
     stop_accuracy: float = 0.97
-    relabel_batch: int = 65536
+    relabel_batch: int = 4096
 
 
 class RewardModel:

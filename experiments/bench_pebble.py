@@ -1,0 +1,154 @@
+"""What preference learning costs: relabelling, the k-NN bonus, and the whole loop next to plain SAC.
+
+    python experiments/bench_pebble.py                 # all three parts, 1 torch thread
+    python experiments/bench_pebble.py --part relabel --threads 2
+    python experiments/bench_pebble.py --part loop --steps 20000
+
+Parts (results appended to experiments/results/bench_pebble.md):
+- ``relabel``: the reward ensemble (3 members, 3 × 256 hidden, HalfCheetah's 17 + 6 inputs) over a
+  1M-transition buffer, next to this machine's measured 256³ fp32 matmul rate (the "limit").
+- ``knn``: one state-entropy bonus (batch 256 against every stored state, k = 5) for buffer sizes
+  10k to 1M: the cost per pretraining update as the buffer grows.
+- ``loop``: HalfCheetah-v5, PEBBLE (oracle, 1000 labels) and plain SAC with the same agent, run
+  side by side by this script (the same machine load for both); env-steps/s of each and the ratio.
+  The PEBBLE schedule is compressed to fit ``--steps`` (pretraining 4.5 % of the run, 10 rounds
+  in the first half, as in experiment=pebble_halfcheetah at 200k), so every round's reward
+  training and relabel is in the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "experiments" / "results" / "bench_pebble.md"
+sys.path.insert(0, str(ROOT))
+
+
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 256, reps: int = 400) -> float:
+    """GFLOP/s of an n³ matmul at the current thread count (the machine's practical limit)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(20):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def bench_relabel(transitions: int = 1_000_000) -> list[str]:
+    from pbrl.buffers.replay import ReplayBuffer
+    from pbrl.reward.model import RewardModel, RewardModelConfig
+
+    obs_dim, action_dim = 17, 6
+    buf = ReplayBuffer(transitions, obs_dim, action_dim)
+    buf.obs[:] = torch.randn(transitions, obs_dim).numpy()
+    buf.action[:] = torch.rand(transitions, action_dim).numpy() * 2 - 1
+    buf.size = transitions
+    cfg = RewardModelConfig()
+    per_row = 2 * cfg.ensemble_size * ((obs_dim + action_dim) * cfg.hidden_dim
+                                       + (cfg.depth - 1) * cfg.hidden_dim**2 + cfg.hidden_dim)
+    tflop = per_row * transitions / 1e12
+    lines = [f"relabel {transitions:,} transitions, ensemble {cfg.ensemble_size} x {cfg.depth} x {cfg.hidden_dim}: "
+             f"{tflop:.2f} TFLOP", "", "| precision | chunk | seconds | TFLOP/s | matmul limit (fp32 256³) | fraction |",
+             "|---|---|---|---|---|---|"]
+    limit = matmul_gflops()
+    for precision in ("fp32", "bf16"):
+        model = RewardModel(obs_dim, action_dim, cfg, precision=precision)
+        for chunk in (1024, 4096, 65536):
+            buf.relabel(model.reward, batch_size=chunk)  # warm-up
+            start = time.perf_counter()
+            buf.relabel(model.reward, batch_size=chunk)
+            seconds = time.perf_counter() - start
+            rate = tflop / seconds
+            lines.append(f"| {precision} | {chunk} | {seconds:.2f} | {rate:.3f} | {limit / 1000:.3f} | "
+                         f"{rate * 1000 / limit:.0%} |")
+    return lines
+
+
+def bench_knn() -> list[str]:
+    from pbrl.intrinsic.state_entropy import knn_distance
+
+    lines = ["k-NN state-entropy bonus, batch 256, obs dim 17, k = 5", "",
+             "| stored states | ms per bonus (= per pretraining update) |", "|---|---|"]
+    for size in (10_000, 100_000, 1_000_000):
+        pool = torch.randn(size, 17)
+        states = pool[torch.randint(0, size, (256,))]
+        knn_distance(states, pool)
+        reps = max(3, int(2e6 // size))
+        start = time.perf_counter()
+        for _ in range(reps):
+            knn_distance(states, pool)
+        lines.append(f"| {size:,} | {(time.perf_counter() - start) / reps * 1000:.1f} |")
+    return lines
+
+
+def _start(overrides: list[str], threads: int, run_dir: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "pbrl.train", *overrides, f"threads={threads}", "progress=false",
+           "eval.video=none", "eval.every=0", "eval.episodes=1", "snapshot.every=0",
+           "logger.tensorboard=false", f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def bench_loop(steps: int, threads: int, precision: str) -> list[str]:
+    """PEBBLE and SAC side by side (same machine load for both), then their training env-steps/s."""
+    interact = steps // 20
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {
+            "pebble": _start(["experiment=pebble_halfcheetah", f"steps={steps}", f"precision={precision}",
+                              f"pretrain.steps={max(1, int(steps * 0.045))}", f"feedback.num_interact={interact}"],
+                             threads, Path(tmp, "pebble")),
+            "sac": _start(["experiment=sac_halfcheetah", f"steps={steps}", f"precision={precision}",
+                           "seed_steps=1000"], threads, Path(tmp, "sac")),
+        }
+        for name, proc in runs.items():
+            if proc.wait() != 0:
+                raise SystemExit(f"bench_pebble: the {name} run failed (status {proc.returncode})")
+        pebble, sac = (json.loads(Path(tmp, name, "summary.json").read_text()) for name in ("pebble", "sac"))
+    ratio = pebble["train_steps_per_s"] / sac["train_steps_per_s"]
+    # the same 10 rounds spread over the preset's 200k steps: per-step costs scale, round costs do not
+    rounds_s = pebble["reward_rounds_s"] + pebble["relabel_s"]
+    per_step_s = (steps / pebble["train_steps_per_s"] - rounds_s) / steps
+    ratio_200k = (200_000 / sac["train_steps_per_s"]) / (per_step_s * 200_000 + rounds_s)
+    return [f"HalfCheetah-v5, {steps} env steps each, run side by side, precision {precision}, {threads} thread(s) each",
+            "", "| run | env-steps/s (training) | labels | reward training s | relabel s |", "|---|---|---|---|---|",
+            f"| SAC (true reward) | {sac['train_steps_per_s']:.1f} | — | — | — |",
+            f"| PEBBLE | {pebble['train_steps_per_s']:.1f} | {pebble['labels']} | {pebble['reward_rounds_s']:.1f} | "
+            f"{pebble['relabel_s']:.1f} |", "",
+            f"PEBBLE / SAC speed with all 10 rounds packed into {steps} steps (worst case): **{ratio:.0%}**; "
+            f"the same rounds spread over experiment=pebble_halfcheetah's 200k steps: **{ratio_200k:.0%}** "
+            "(per-step time measured here × 200k + the measured round time)"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=("relabel", "knn", "loop", "all"), default="all")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20000, help="env steps of each loop run")
+    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"), help="precision of the loop runs")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    parts = ["relabel", "knn", "loop"] if args.part == "all" else [args.part]
+    text = [f"## {time.strftime('%Y-%m-%d')}: {', '.join(parts)}, {args.threads} thread(s), torch {torch.__version__}, "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", ""]
+    for part in parts:
+        lines = {"relabel": bench_relabel, "knn": bench_knn,
+                 "loop": lambda: bench_loop(args.steps, args.threads, args.precision)}[part]()
+        print("\n".join(lines) + "\n", flush=True)
+        text += lines + [""]
+    with open(OUT, "a") as f:
+        f.write("\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Tests for the PEBBLE loop in ``pbrl/workspace.py`` and ``pbrl/preference.py``.
+
+Runs are tiny Pendulum runs: the mechanics (schedule, relabelling, the reward kept from the agent,
+resume, diagnostics) do not depend on the network size.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import compose_config, tiny_config
+from pbrl.errors import ConfigError
+from pbrl.teachers import make_teacher
+from pbrl.teachers.ledger import RewardLedger
+from pbrl.workspace import Workspace
+
+# a run with a short schedule: seed 200, pretrain 300, then rounds every 200 steps
+SCHEDULE = ["steps=1600", "seed_steps=200", "pretrain.steps=300", "feedback.num_interact=200",
+            "feedback.mb_size=8", "feedback.max_feedback=30", "reward_model.hidden_dim=32", "reward_model.epochs=5"]
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_rounds_follow_the_pebble_schedule_and_the_budget(tmp_path):
+    ws = Workspace(tiny_config(*SCHEDULE), tmp_path / "run")
+    ws.train()
+    rounds = _rows(tmp_path / "run" / "rounds.csv")
+    # first round right after pretraining (step 500), then every 200 steps until 30 queries are asked
+    assert [int(r["env_step"]) for r in rounds] == [500, 700, 900, 1100]
+    assert [int(r["feedback_asked"]) for r in rounds] == [8, 16, 24, 30]  # the last round is cut to the budget
+    assert ws.learner.asked == 30 and len(ws.learner.labels) == 30  # the oracle skips nothing
+
+
+def test_the_true_reward_never_reaches_the_agent_or_the_reward_model(tmp_path):
+    ws = Workspace(tiny_config(*SCHEDULE), tmp_path / "run")
+    # the env the workspace steps hands out NaN: the true reward exists only in the teacher's ledger
+    ws.env.reset(seed=0)
+    assert math.isnan(ws.env.step(np.zeros(1, np.float32))[1])
+    ws.env.reset(seed=0)
+    ws.ledger.drop_partial_episode()
+    ws.ledger.pos = ws.ledger.size = 0
+
+    seen = []
+    update = ws.agent.update
+    ws.agent.update = lambda batch: (seen.append(batch.reward.clone()), update(batch))[1]
+    ws.train()
+    rewards = torch.cat(seen)
+    assert torch.isfinite(rewards).all()  # a leaked NaN would show here (and in the critic loss)
+    assert all(math.isfinite(v) for v in ws.agent.metrics().values())
+    # every stored reward is the current model's prediction (relabelled, or predicted at the step
+    # after the last round): the buffer never held the env reward
+    size = ws.buffer.size
+    learned = ws.learner.model.reward(torch.from_numpy(ws.buffer.obs[:size]),
+                                      torch.from_numpy(ws.buffer.action[:size])).numpy()
+    np.testing.assert_allclose(ws.buffer.reward[:size], learned, atol=1e-5)
+    assert not np.allclose(ws.buffer.reward[:size], ws.ledger.reward[:size], atol=0.1)
+    # the labels hold observations, actions and orderings only
+    assert set(ws.learner.labels.state_dict()) == {"obs", "action", "ranking", "equal"}
+
+
+def test_pretraining_updates_use_the_state_entropy_bonus(tmp_path):
+    ws = Workspace(tiny_config(*SCHEDULE, "steps=450"), tmp_path / "run")  # stops inside pretraining
+    seen = []
+    update = ws.agent.update
+    ws.agent.update = lambda batch: (seen.append(batch), update(batch))[1]
+    ws.train()
+    assert len(seen) == 251 and ws.learner.rounds == 0  # one update at each step from 200 to 450
+    pool = torch.from_numpy(ws.buffer.obs[:ws.buffer.size])
+    batch = seen[-1]
+    # the bonus is the distance to the 5th nearest stored state (itself excluded), over a running std
+    dist = torch.cdist(batch.obs, pool).topk(6, largest=False).values[:, 5]
+    ratio = batch.reward / dist
+    assert (batch.reward > 0).all() and torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-4)
+
+
+def test_the_critic_is_reset_after_the_first_round_only(tmp_path):
+    ws = Workspace(tiny_config(*SCHEDULE), tmp_path / "run")
+    resets = []
+    reset = ws.agent.reset_critic
+    ws.agent.reset_critic = lambda: (resets.append(ws.step), reset())[1]
+    ws.train()
+    assert resets == [500]
+
+
+def test_a_tiny_pendulum_run_learns_a_reward_correlated_with_the_true_one(tmp_path):
+    """Issue 4: a classic-control run learns a reward with correlation > 0.7 in under 2 minutes on CPU."""
+    started = time.perf_counter()
+    cfg = tiny_config("agent.hidden_dim=64", "agent.batch_size=64", "steps=3000", "pretrain.steps=500",
+                      "feedback.num_interact=250", "feedback.mb_size=20", "feedback.max_feedback=120",
+                      "reward_model.hidden_dim=64")
+    summary = Workspace(cfg, tmp_path / "run").train()
+    elapsed = time.perf_counter() - started
+    assert summary["reward_correlation"] > 0.7, summary
+    assert elapsed < 120
+    assert summary["labels"] == 120 and summary["reward_heldout_acc"] > 0.5
+
+
+def test_summary_and_metrics_carry_the_preference_diagnostics(tmp_path):
+    Workspace(tiny_config(*SCHEDULE, "eval.every=800"), tmp_path / "run").train()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    for key in ("final_eval_return", "final_eval_learned_return", "feedback_asked", "labels", "labels_first",
+                "labels_second", "labels_equal", "labels_skip", "reward_heldout_acc", "reward_train_acc",
+                "reward_correlation", "relabel_s", "reward_rounds_s"):
+        assert key in summary, key
+    assert summary["labels_first"] + summary["labels_second"] == 30 and summary["labels_skip"] == 0
+    rows = _rows(tmp_path / "run" / "metrics.csv")
+    assert [int(r["env_step"]) for r in rows] == [800, 1600]
+    assert all(math.isfinite(float(r["eval_learned_return_mean"])) for r in rows)
+    episodes = _rows(tmp_path / "run" / "episodes.csv")
+    assert float(episodes[0]["return"]) < -100  # the true return of a random Pendulum episode, from the ledger
+
+
+def test_a_resumed_preference_run_keeps_its_labels_and_schedule(tmp_path):
+    run = tmp_path / "run"
+    # the first run ends at 1000 and keeps its snapshot from step 800 (two rounds in, one round past it)
+    Workspace(tiny_config(*SCHEDULE, "steps=1000", "snapshot.every=400", "snapshot.keep=true"), run).train()
+    ws = Workspace(tiny_config(*SCHEDULE, "snapshot.every=400"), run)  # extended to 1600 steps from step 800
+    ws.train()
+    assert [int(r["env_step"]) for r in _rows(run / "rounds.csv")] == [500, 700, 900, 1100]
+    assert ws.learner.asked == 30 and len(ws.learner.labels) == 30
+    assert ws.ledger.pos == ws.buffer.pos
+
+
+@pytest.mark.parametrize("override, field", [
+    ("query.selection=best", "query.selection"), ("query.k=1", "query.k"), ("feedback.mb_size=0", "feedback.mb_size"),
+    ("teacher.mistake=2", "teacher.mistake"), ("env.terminate=false", "env.terminate"),
+    ("reward_model.lr=0", "reward_model.lr"), ("pretrain.steps=-1", "pretrain.steps"),
+])
+def test_bad_preference_settings_name_the_field(tmp_path, override, field):
+    with pytest.raises(ConfigError) as err:
+        Workspace(tiny_config(override), tmp_path / "run")
+    assert err.value.field == field
+
+
+def test_segments_longer_than_every_episode_give_a_clear_error(tmp_path):
+    cfg = tiny_config("env=inverted_pendulum", "steps=400", "seed_steps=200", "pretrain.steps=0")
+    with pytest.raises(ConfigError, match="segment") as err:
+        Workspace(cfg, tmp_path / "run").train()
+    assert err.value.field == "feedback.segment"
+
+
+def test_terminate_false_keeps_training_episodes_going_but_not_evaluation(tmp_path):
+    ws = Workspace(tiny_config("env=hopper", "env.terminate=false", "steps=10"), tmp_path / "run")
+    for env in (ws.env, ws.eval_env):
+        env.reset(seed=0)
+    # a hopper driven hard falls over: the eval env ends the episode, the training env does not
+    ended = {"train": False, "eval": False}
+    for _ in range(300):
+        for name, env in (("train", ws.env), ("eval", ws.eval_env)):
+            if not ended[name]:
+                ended[name] = env.step(np.ones(3, np.float32))[2]
+    assert ended == {"train": False, "eval": True}
+
+
+@pytest.mark.parametrize("preset, params", [
+    ("oracle", dict(beta=-1.0, gamma=1.0, eps_mistake=0.0, eps_skip=0.0, eps_equal=0.0)),
+    ("stoc", dict(beta=1.0)), ("noisy", dict(beta=1.0)), ("mistake", dict(eps_mistake=0.1)),
+    ("skip", dict(eps_skip=0.1)), ("equal", dict(eps_equal=0.1)), ("myopic", dict(gamma=0.9)),
+])
+def test_teacher_presets_compose_into_the_b_pref_parameters(preset, params):
+    cfg = compose_config([f"teacher={preset}"])
+    teacher = make_teacher(cfg["teacher"], RewardLedger(10), np.random.default_rng(0))
+    for key, value in params.items():
+        assert getattr(teacher, key) == value, (preset, key)
