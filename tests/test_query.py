@@ -120,10 +120,6 @@ def test_select_takes_the_rules_choice_from_a_pool_of_count_times_large_batch(mo
     assert torch.equal(out.obs, pool.obs[[11, 10, 9]]) and torch.equal(out.action, pool.action[[11, 10, 9]])
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="pbrl/query/base.py QueryPool.take: torch.as_tensor(chosen) rejects a numpy view with a "
-                          "negative stride, and select passes the rule's array through np.asarray uncopied, so a rule "
-                          "returning e.g. np.argsort(scores)[::-1][:count] crashes select")
 def test_select_accepts_a_reversed_numpy_view_from_a_rule(monkeypatch):
     """A rule may return its indices as any integer array, e.g. the common top-k idiom argsort(...)[::-1][:count]."""
     def top_by_argsort(pool, count, ctx):
@@ -195,10 +191,6 @@ def _farthest_first(points: np.ndarray, first: int, count: int) -> list[int]:
     return chosen
 
 
-@pytest.mark.xfail(strict=True, reason="pbrl/query/kcenter.py greedy_kcenter: with no labelled rows min_dist starts "
-                                       "at 0 (1 only at the random first pick), so torch.minimum keeps every other "
-                                       "candidate at 0 and the later picks are the lowest free indices, not the "
-                                       "farthest points")
 @pytest.mark.parametrize("seed", range(4))
 def test_kcenter_without_labels_covers_from_a_random_first_pick(seed):
     """No labels yet: the first pick is random, every later one the farthest from the picks so far."""

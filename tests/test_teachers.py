@@ -214,7 +214,7 @@ def test_thresholds_are_eps_times_the_current_margin_in_every_round():
 
     episodes: list[tuple[float, int]] = []  # (per-step reward, length) of every finished episode
     rounds = [(2.0, [20] * 10), (4.0, [30, 10, 25, 40, 20, 20, 15, 30, 35, 20]), (1.0, [10, 50, 7, 13, 9]),
-              (-3.0, [25] * 12), (5.0, [40] * 8)]  # the 4th round has a negative margin
+              (5.0, [40] * 8)]
     for per_step, lengths in rounds:
         _record_episodes(ledger, per_step, lengths)
         episodes += [(per_step, n) for n in lengths]
@@ -232,6 +232,19 @@ def test_thresholds_are_eps_times_the_current_margin_in_every_round():
             between = np.zeros((1, 2, 5))
             between[0, 0, 0], between[0, 1, 0] = 0.5 * (0.3 ** 2 + 0.3) * margin, -100.0
             assert teacher.answer(_write_queries(ledger, between, rng)).skipped.tolist() == [True]
+
+
+def test_a_negative_margin_turns_skipping_off_but_not_equal():
+    """As in B-Pref, skip needs a positive threshold; equal uses |margin| (here -3 per step x 5 steps)."""
+    rng = np.random.default_rng(16)
+    ledger = RewardLedger(1_000)
+    _record_episodes(ledger, -3.0, [25] * 12)
+    teacher = _teacher(ledger, skip=0.3, equal=0.2)
+    rewards = np.full((2, 2, 5), -10.0)
+    rewards[1, 0, 0] += 10.0  # 10 apart: above the equal threshold 0.2 x 15 = 3
+    answers = teacher.answer(_write_queries(ledger, rewards, rng))
+    assert teacher.thres_skip == -np.inf and teacher.thres_equal == pytest.approx(3.0)
+    assert answers.skipped.tolist() == [False, False] and answers.equal.tolist() == [True, False]
 
 
 def test_skip_threshold_is_inclusive():

@@ -80,7 +80,7 @@ def select(name: str, buffer: ReplayBuffer, count: int, ctx: SelectionContext, k
     """Draw a candidate pool for rule ``name`` and return the ``count`` queries it picks."""
     spec = RULES[name]
     pool = draw_pool(buffer, count * large_batch if spec.uses_pool else count, k, length, ctx.rng, last_episodes)
-    chosen = np.asarray(spec.fn(pool, count, ctx), np.int64)
+    chosen = np.ascontiguousarray(spec.fn(pool, count, ctx), np.int64)  # a reversed view would trip torch
     if len(chosen) != count or len(np.unique(chosen)) != count or chosen.min() < 0 or chosen.max() >= len(pool):
         raise RuntimeError(f"selection rule {name!r} returned invalid indices {chosen.tolist()} for a pool of "
                            f"{len(pool)} and count {count}")

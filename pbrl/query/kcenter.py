@@ -24,13 +24,15 @@ def _min_distance(x: torch.Tensor, y: torch.Tensor, chunk: int = 1024) -> torch.
 def greedy_kcenter(features: torch.Tensor, labelled: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` rows of ``features`` ``[P, d]`` picked greedily to cover them, given the ``labelled`` rows."""
     features = features.float()
+    chosen: list[int] = []
     if len(labelled):
         min_dist = _min_distance(features, torch.as_tensor(labelled, dtype=torch.float32))
     else:  # nothing labelled yet: the first pick is a random candidate
-        min_dist = torch.zeros(features.shape[0])
-        min_dist[int(rng.integers(features.shape[0]))] = 1.0
-    chosen: list[int] = []
-    for _ in range(count):
+        first = int(rng.integers(features.shape[0]))
+        chosen.append(first)
+        min_dist = torch.cdist(features, features[first:first + 1]).squeeze(1)
+        min_dist[first] = -1.0
+    while len(chosen) < count:
         i = int(min_dist.argmax())
         chosen.append(i)
         min_dist = torch.minimum(min_dist, torch.cdist(features, features[i:i + 1]).squeeze(1))

@@ -1,7 +1,8 @@
 """The B-Pref scripted teacher: labels from the true reward, with human-like irrationalities.
 
 For a query of K segments with summed true rewards R_i (Lee et al. 2021, "B-Pref"):
-1. skip: if max_i R_i <= thres_skip the query gets no label (it still uses budget);
+1. skip: if max_i R_i <= thres_skip the query gets no label (it still uses budget); as in B-Pref
+   only while thres_skip > 0, i.e. never on tasks whose recent returns are negative;
 2. equal: if max_i R_i - min_i R_i < thres_equal the query is labelled "equal";
 3. myopic: the ranking uses R_i = Σ_t γ^(T-1-t) r_t, recent steps weigh more;
 4. rationality: β <= 0 ranks by R deterministically (ties: the earlier segment wins); β > 0
@@ -40,7 +41,8 @@ class ScriptedTeacher(Teacher):
         if per_step is None:  # no finished episode yet: nothing skipped or equal
             return -np.inf, 0.0
         margin = per_step * length
-        skip = self.eps_skip * margin if self.eps_skip > 0 else -np.inf
+        # as in B-Pref, skipping needs a positive threshold: with negative returns "poor" has no meaning
+        skip = self.eps_skip * margin if self.eps_skip > 0 and margin > 0 else -np.inf
         return skip, self.eps_equal * abs(margin)
 
     def answer(self, queries: QueryPool) -> Answers:
