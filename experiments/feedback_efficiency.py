@@ -95,7 +95,8 @@ def main() -> None:
         sweeps = [p for p in (RUNS / "feedback_efficiency" / task).glob("*") if p.is_dir()]
         if sweeps:
             report(sweeps, RESULTS / "feedback_efficiency" / task, "env.id,tag,feedback.max_feedback",
-                   f"Feedback efficiency on {task}: final eval return at {args.steps} env steps")
+                   f"Feedback efficiency on {task}: final eval return at {args.steps} env steps "
+                   "(feedback.max_feedback is unused by sac)")
             ratio_table(RESULTS / "feedback_efficiency" / task)
 
 
@@ -112,21 +113,25 @@ def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:
 
 
 def ratio_table(out: Path) -> None:
-    """Append each PEBBLE variant's mean final return as a fraction of SAC's to report.md (and print it)."""
+    """Append each PEBBLE variant's mean final return as a fraction of SAC's to report.md (and print it).
+
+    ``feedback.max_feedback`` means nothing for ``sac`` (it never asks); its rows are grouped by tag alone.
+    """
     import pandas as pd
 
     runs = pd.read_csv(out / "summary.csv")
-    col = "final_eval_return"
-    finished = runs[runs["finished"].astype(bool)] if "finished" in runs else runs
-    means = finished.groupby("tag")[col].agg(["mean", "std", "count"])
+    runs = runs[runs["finished"].astype(bool)]
+    runs["method"] = [t if t == "sac" else f"{t} ({b} labels)" for t, b in zip(runs["tag"], runs["feedback.max_feedback"])]
+    means = runs.groupby("method")["final_eval_return"].agg(["mean", "std", "count"])
+    lines = ["", "## Fraction of SAC-on-true-reward's final return (finished runs only)", ""]
     if "sac" not in means.index:
-        return
-    sac = means.loc["sac", "mean"]
-    lines = ["", "## Fraction of SAC-on-true-reward's final return (finished runs)", "",
-             "| method | runs | final return mean ± std | / SAC |", "|---|---|---|---|"]
-    for tag, row in means.iterrows():
-        lines.append(f"| {tag} | {int(row['count'])} | {row['mean']:.0f} ± {row['std']:.0f} | "
-                     f"{row['mean'] / sac:.0%} |")
+        lines.append("No finished SAC run yet.")
+    else:
+        sac = means.loc["sac", "mean"]
+        lines += ["| method | finished runs | final return mean ± std | / SAC |", "|---|---|---|---|"]
+        for method, row in means.iterrows():
+            lines.append(f"| {method} | {int(row['count'])} | {row['mean']:.0f} ± {row['std']:.0f} | "
+                         f"{row['mean'] / sac:.0%} |")
     text = "\n".join(lines) + "\n"
     print(text)
     with open(out / "report.md", "a") as f:

@@ -434,7 +434,11 @@ class Workspace:
             state = torch.load(self.snapshot_path, weights_only=False)
         old, new = _flatten(state["config"]), _flatten(self.cfg)
         changed = sorted(k for k in set(old) | set(new)
-                         if k.split(".")[0] not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+                         if k.split(".")[0] not in RESUMABLE_CHANGES and k in old and old.get(k) != new.get(k))
+        added = sorted(set(new) - set(old))
+        if added:  # settings newer than the snapshot (a newer pbrl): keep the run, say what it now uses
+            print(f"pbrl: note: {self.run_dir} was snapshotted before these settings existed; resuming with "
+                  + ", ".join(f"{k}={new[k]!r}" for k in added), flush=True)
         if changed:
             key = changed[0]
             raise ConfigError(key, f"{self.run_dir} holds a snapshot of a run with {key}={old.get(key)!r}; rerun "

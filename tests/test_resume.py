@@ -187,3 +187,23 @@ def test_resuming_with_different_settings_is_refused(tmp_path: Path):
     longer = Workspace(tiny_config("steps=600", "seed_steps=100", "threads=1"), run_dir)  # may run longer
     longer.logger = Logger(run_dir, longer.cfg, tensorboard=False)
     longer.load_snapshot()
+
+
+def test_settings_added_after_the_snapshot_do_not_block_a_resume(tmp_path: Path, capsys):
+    """A snapshot from an older pbrl lacks newer config keys: resume, and say which values are now used."""
+    run_dir = tmp_path / "run"
+    first = Workspace(tiny_config("steps=300", "seed_steps=100"), run_dir)
+    first.logger = Logger(run_dir, first.cfg, tensorboard=False)
+    first.save_snapshot()
+    state = torch.load(run_dir / "snapshot.pt", weights_only=False)
+    del state["config"]["query"]["k"]  # as if written before query.k existed
+    torch.save(state, run_dir / "snapshot.pt")
+    again = Workspace(tiny_config("steps=300", "seed_steps=100"), run_dir)
+    again.logger = Logger(run_dir, again.cfg, tensorboard=False)
+    again.load_snapshot()
+    assert "query.k=2" in capsys.readouterr().out
+    state["config"]["seed"] = 5  # a key both have, with different values, is still refused
+    torch.save(state, run_dir / "snapshot.pt")
+    with pytest.raises(ConfigError) as err:
+        again.load_snapshot()
+    assert err.value.field == "seed"
