@@ -50,6 +50,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     unknown = sorted(set(rm) - fields)
     if unknown:
         raise ConfigError(f"reward_model.{unknown[0]}", f"not a reward-model setting; allowed: {', '.join(sorted(fields))}")
+    check_choice("reward_model.output", rm["output"], ("tanh", "linear"))
     for key in ("ensemble_size", "hidden_dim", "depth", "batch_size", "epochs", "relabel_batch"):
         check_int(f"reward_model.{key}", rm[key], minimum=1)
     if not isinstance(rm["lr"], (int, float)) or isinstance(rm["lr"], bool) or rm["lr"] <= 0:

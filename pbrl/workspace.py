@@ -43,7 +43,8 @@ from pbrl.teachers import RewardLedger
 
 PRECISIONS = ("fp32", "bf16")
 # settings a resumed run may change: how it runs and logs, and how long, not what it learns
-RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot", "tag")
+RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot", "tag",
+                     "reward_model.relabel_batch")  # keys or key prefixes; relabel chunking changes no result
 VIDEO_MODES = ("none", "last", "all")
 
 
@@ -84,6 +85,11 @@ def _train_kwargs(env_cfg: Mapping[str, Any]) -> Any:
         raise ConfigError("env.terminate", f"{env_cfg['id']} has no terminate_when_unhealthy switch; "
                                            "env.terminate=false works for Hopper, Walker2d, Ant, Humanoid(Standup)")
     return {**(kwargs if isinstance(kwargs, Mapping) else {}), "terminate_when_unhealthy": False}
+
+def _resumable(key: str) -> bool:
+    """May ``key`` (dotted) differ between a snapshot and the run that resumes it?"""
+    return any(key == r or key.startswith(r + ".") for r in RESUMABLE_CHANGES)
+
 
 def _flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"agent": {"tau": 0.005}}`` -> ``{"agent.tau": 0.005}``."""
@@ -434,7 +440,7 @@ class Workspace:
             state = torch.load(self.snapshot_path, weights_only=False)
         old, new = _flatten(state["config"]), _flatten(self.cfg)
         changed = sorted(k for k in set(old) | set(new)
-                         if k.split(".")[0] not in RESUMABLE_CHANGES and k in old and old.get(k) != new.get(k))
+                         if not _resumable(k) and k in old and old.get(k) != new.get(k))
         added = sorted(set(new) - set(old))
         if added:  # settings newer than the snapshot (a newer pbrl): keep the run, say what it now uses
             print(f"pbrl: note: {self.run_dir} was snapshotted before these settings existed; resuming with "

@@ -2,10 +2,10 @@
 
 All members are one ``EnsembleMLP`` (weights ``[E, in, out]``), so a forward pass over the whole
 ensemble is one batched matmul per layer. Each per-step reward is squashed into [-1, 1] by tanh,
-as in PEBBLE; the agent's reward is the ensemble mean. Training follows PEBBLE: every round runs
-up to ``epochs`` passes over all labels collected so far, each member on its own shuffle of them,
-and stops early once the mean training accuracy exceeds ``stop_accuracy``. The model is never
-re-initialised between rounds.
+as in PEBBLE (``output: linear`` leaves it unbounded); the agent's reward is the ensemble mean.
+Training follows PEBBLE: every round runs up to ``epochs`` passes over all labels collected so
+far, each member on its own shuffle of them, and stops early once the mean training accuracy
+exceeds ``stop_accuracy``. The model is never re-initialised between rounds.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class RewardModelConfig:
     epochs: int = 50
     stop_accuracy: float = 0.97
     relabel_batch: int = 4096
+    output: str = "tanh"
 
 
 class RewardModel:
@@ -49,6 +50,9 @@ class RewardModel:
                                activation=nn.LeakyReLU).to(self.device)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.updates = 0  # gradient steps taken, over all rounds
+        # tanh (PEBBLE): each step's reward in [-1, 1]; linear: unbounded, for tasks whose true reward
+        # keeps growing with skill (a tanh saturates there and stops rewarding further progress)
+        self.squash = torch.tanh if cfg.output == "tanh" else (lambda x: x)
 
     def _autocast(self, enabled: bool = True):
         if not (enabled and self.precision == "bf16"):
@@ -61,7 +65,7 @@ class RewardModel:
         # bf16 pays off on batches; one row (the reward of each new env step) runs faster in fp32
         with self._autocast(enabled=x.shape[0] >= 256):
             out = self.net(x)  # [E, N, 1]
-        return torch.tanh(out.float().squeeze(-1)).reshape(self.cfg.ensemble_size, *obs.shape[:-1])
+        return self.squash(out.float().squeeze(-1)).reshape(self.cfg.ensemble_size, *obs.shape[:-1])
 
     @torch.inference_mode()
     def reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -78,11 +82,11 @@ class RewardModel:
             e, n, k, t, d = x.shape
             with self._autocast():
                 out = self.net(x.reshape(e, n * k * t, d))  # [E, NKT, 1]
-            return torch.tanh(out.float()).reshape(e, n, k, t).sum(-1)
+            return self.squash(out.float()).reshape(e, n, k, t).sum(-1)
         n, k, t, d = x.shape
         with self._autocast():
             out = self.net(x.reshape(n * k * t, d))
-        return torch.tanh(out.float()).reshape(-1, n, k, t).sum(-1)
+        return self.squash(out.float()).reshape(-1, n, k, t).sum(-1)
 
     @torch.no_grad()
     def choice_probs(self, obs: torch.Tensor, action: torch.Tensor, chunk: int = 256) -> torch.Tensor:
