@@ -9,7 +9,9 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
 - ``sac``: SAC on the true reward (experiment=sac_<task>);
 - ``pebble``: PEBBLE with the oracle teacher, disagreement selection, 9k pretraining steps;
 - ``pebble_no_pretrain``: the same without state-entropy pretraining (pretrain.steps=0);
-- ``pebble_uniform``: the same with uniform query selection.
+- ``pebble_uniform``: the same with uniform query selection;
+- ``pebble_reset_actor``: pretraining as exploration data only (actor and temperature reset after it;
+  on HalfCheetah the pretrained policy runs on its back, see the README).
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
 Each (task, method, budget) is one hydra multirun over the seeds into
@@ -36,6 +38,7 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "sac": None,
     "pebble_uniform": ["query.selection=uniform"],
     "pebble_no_pretrain": ["pretrain.steps=0"],
+    "pebble_reset_actor": ["pretrain.reset_actor=true"],
 }
 
 

@@ -46,6 +46,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise ConfigError("query.k", f"got {q['k']}; allowed: 2 (pairs) to 8 (rankings)")
     check_int("pretrain.steps", cfg["pretrain"]["steps"], minimum=0)
     check_int("pretrain.k", cfg["pretrain"]["k"], minimum=1)
+    if not isinstance(cfg["pretrain"]["reset_actor"], bool):
+        raise ConfigError("pretrain.reset_actor", f"got {cfg['pretrain']['reset_actor']!r}; allowed: true, false")
     fields = {f.name for f in dataclasses.fields(RewardModelConfig)}
     unknown = sorted(set(rm) - fields)
     if unknown:

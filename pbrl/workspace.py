@@ -252,6 +252,8 @@ class Workspace:
         self.timings["reward_rounds_s"] += stats["reward_round_s"]
         if first:  # PEBBLE: a fresh critic for the learned reward, then a few updates on the relabelled buffer
             self.agent.reset_critic()
+            if self.cfg["pretrain"]["reset_actor"]:  # keep only the exploration data of pretraining
+                self.agent.reset_actor()
             for _ in range(self.cfg["feedback"]["reset_updates"]):
                 self._update_agent()
         stats["env_step"] = self.step

@@ -173,3 +173,19 @@ def test_teacher_presets_compose_into_the_b_pref_parameters(preset, params):
     teacher = make_teacher(cfg["teacher"], RewardLedger(10), np.random.default_rng(0))
     for key, value in params.items():
         assert getattr(teacher, key) == value, (preset, key)
+
+
+def test_reset_actor_after_pretraining_starts_a_fresh_policy_and_temperature(tmp_path):
+    ws = Workspace(tiny_config(*SCHEDULE, "steps=600", "pretrain.reset_actor=true"), tmp_path / "run")
+    seen = []
+    reset = ws.agent.reset_actor
+
+    def spy():
+        before = ws.agent.actor
+        reset()
+        seen.append((ws.step, before is not ws.agent.actor, ws.agent.alpha.item(), len(ws.agent.actor_opt.state)))
+    ws.agent.reset_actor = spy
+    ws.train()
+    assert len(seen) == 1
+    step, new_actor, alpha, opt_state = seen[0]
+    assert step == 500 and new_actor and alpha == pytest.approx(ws.agent.cfg.init_alpha) and opt_state == 0

@@ -182,6 +182,15 @@ class SAC:
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_opt = self._adam(self.critic.parameters(), self.cfg.critic_lr)
 
+    def reset_actor(self) -> None:
+        """Fresh actor, actor optimiser and temperature (back to ``init_alpha``); critics kept."""
+        self.actor = Actor(self.actor.net[0].in_features, self.action_dim, self.cfg.hidden_dim, self.cfg.depth,
+                           self.cfg.log_std_min, self.cfg.log_std_max).to(self.device)
+        self.actor_opt = self._adam(self.actor.parameters(), self.cfg.actor_lr)
+        with torch.no_grad():
+            self.log_alpha.fill_(math.log(self.cfg.init_alpha))
+        self.alpha_opt = self._adam([self.log_alpha], self.cfg.alpha_lr)
+
     def metrics(self) -> dict[str, float]:
         """Latest training statistics as floats (the only place that syncs with the device)."""
         out = {k: float(v) for k, v in self._metrics.items()}
