@@ -225,18 +225,18 @@ def load_runs(dirs: Sequence[str | Path]) -> list[Run]:
 def group_runs(runs: Sequence[Run], keys: Sequence[str]) -> dict[tuple, list[Run]]:
     """Group runs by the values of dotted config keys; groups are sorted by those values.
 
-    Raises ReportError naming the key and the run when a run's config lacks a key.
+    A key that no run's config holds is a ReportError naming it (most likely a typo). A key that
+    only some runs lack (runs from before that setting existed) groups those runs under None.
     """
+    for key in keys:
+        if runs and all(select(run.config, key, default=_MISSING) is _MISSING for run in runs):
+            run = runs[0]
+            raise ReportError(f"--by key {key!r} is missing from the config of run {run.rel} "
+                              f"({run.path / CONFIG}) and of every other run")
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        values = []
-        for key in keys:
-            value = select(run.config, key, default=_MISSING)
-            if value is _MISSING:
-                raise ReportError(f"--by key {key!r} is missing from the config of run {run.rel} "
-                                  f"({run.path / CONFIG})")
-            values.append(value)
-        groups.setdefault(tuple(values), []).append(run)
+        values = tuple(select(run.config, key) for key in keys)
+        groups.setdefault(values, []).append(run)
     # str(): values of one key may mix types (None beside "fp32"), which tuples cannot compare
     return dict(sorted(groups.items(), key=lambda kv: tuple(str(v) for v in kv[0])))
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pbrl import report
 
@@ -53,6 +54,17 @@ def test_group_by_two_keys(runs_dir: Path):
     groups = report.group_runs(report.load_runs([runs_dir]), ["env.id", "precision"])
     sizes = {key: len(runs) for key, runs in groups.items()}
     assert sizes == {("Hopper-v5", "fp32"): 2, ("Pendulum-v1", "bf16"): 2, ("Pendulum-v1", "fp32"): 3}
+
+
+def test_a_key_some_runs_lack_groups_them_under_none(runs_dir: Path, tmp_path: Path, fake_run):
+    """Runs from before a setting existed lack its key: they form their own group instead of an error."""
+    newer = fake_run(tmp_path / "newer", "Hopper-v5", 0, [1.0, 2.0])
+    config = yaml.safe_load((newer / "config.yaml").read_text())
+    config["reward_model"] = {"output": "linear"}
+    (newer / "config.yaml").write_text(yaml.safe_dump(config))
+    groups = report.group_runs(report.load_runs([runs_dir, newer]), ["env.id", "reward_model.output"])
+    assert {k: len(v) for k, v in groups.items()} == {("Hopper-v5", None): 2, ("Hopper-v5", "linear"): 1,
+                                                      ("Pendulum-v1", None): 5}
 
 
 def test_aggregate_matches_hand_computed_numbers(runs_dir: Path):
