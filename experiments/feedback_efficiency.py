@@ -131,10 +131,10 @@ def ratio_table(out: Path) -> None:
         lines.append("No finished SAC run yet.")
     else:
         sac = means.loc["sac", "mean"]
-        lines += ["| method | finished runs | final return mean ± std | / SAC |", "|---|---|---|---|"]
+        lines += ["| method | finished runs | final return mean ± std | / SAC's mean |", "|---|---|---|---|"]
         for method, row in means.iterrows():
-            lines.append(f"| {method} | {int(row['count'])} | {row['mean']:.0f} ± {row['std']:.0f} | "
-                         f"{row['mean'] / sac:.0%} |")
+            spread = f" ± {row['std']:.0f}" if row["count"] > 1 else " (one run)"
+            lines.append(f"| {method} | {int(row['count'])} | {row['mean']:.0f}{spread} | {row['mean'] / sac:.0%} |")
     text = "\n".join(lines) + "\n"
     print(text)
     with open(out / "report.md", "a") as f:
