@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import pytest
+import torch
 
 
 def make_fake_run(path: str | Path, env_id: str, seed: int, returns: Sequence[float],
@@ -50,3 +51,12 @@ def make_fake_run(path: str | Path, env_id: str, seed: int, returns: Sequence[fl
 def fake_run() -> Callable[..., Path]:
     """``make_fake_run`` as a fixture, so test modules need not import conftest."""
     return make_fake_run
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny networks run faster that way and leave the other core alone."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -35,13 +35,7 @@ def _buffer() -> ReplayBuffer:
 BUF = _buffer()  # read-only in every test
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one torch thread is faster and does not fight other processes for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread
 
 
 def _model(seed: int = 0) -> RewardModel:
