@@ -14,9 +14,10 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
   on HalfCheetah the pretrained policy runs on its back, see the README).
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
-Each (task, method, budget) is one hydra multirun over the seeds into
-``runs/feedback_efficiency/<task>/<method>_<budget>``; two multiruns run side by side with one
-torch thread each (this machine has 2 cores). Rerunning the script resumes unfinished runs and
+Each (task, method, budget) is one hydra sweep directory,
+``runs/feedback_efficiency/<task>/<method>_<budget>``, filled one seed per multirun call; two lanes
+run side by side with one torch thread each (this machine has 2 cores) and take the next seed from
+one queue, in the order tasks × methods × seeds. Rerunning the script resumes unfinished runs and
 skips finished ones, so the table can be completed over several sittings. The report
 (``pbrl-report --by env.id,tag``) goes to ``experiments/results/feedback_efficiency/``, with the
 mean ± std of the final eval return per task and method, and its ratio to SAC's.
@@ -25,6 +26,7 @@ mean ± std of the final eval return per task and method, and its ratio to SAC's
 from __future__ import annotations
 
 import argparse
+import queue
 import subprocess
 import sys
 import threading
@@ -52,10 +54,14 @@ def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> li
             f"feedback.mb_size={max(1, budget // 10)}", *METHODS[method], *common]
 
 
-def run_lane(jobs: list[tuple[Path, list[str]]], log: Path) -> None:
-    """Run multiruns one after another (one lane of the two that share the machine)."""
+def run_lane(jobs: "queue.SimpleQueue[tuple[Path, list[str]]]", log: Path) -> None:
+    """Take multiruns from the shared queue one after another until it is empty (one lane of those side by side)."""
     with open(log, "a") as f:
-        for sweep, args in jobs:
+        while True:
+            try:
+                sweep, args = jobs.get_nowait()
+            except queue.Empty:
+                return
             cmd = [sys.executable, "-m", "pbrl.train", "-m", *args, f"hydra.sweep.dir={_rel(sweep)}",
                    "hydra.launcher.n_jobs=1", "progress=false"]
             print("+", " ".join(cmd[1:]), flush=True)
@@ -104,11 +110,20 @@ def main() -> None:
 
 
 def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:
-    """Deal the multiruns round-robin onto ``lanes`` sequential lanes running side by side."""
+    """Run the jobs in order on ``lanes`` lanes side by side; a lane that is done takes the next job.
+
+    Each multirun is split into one job per seed (same sweep directory, so hydra names the run
+    directories exactly as one multirun over all seeds would): a lane never idles while another has
+    seeds queued, and finished runs are skipped in a second.
+    """
     log_dir = RUNS / "feedback_efficiency"
     log_dir.mkdir(parents=True, exist_ok=True)
-    threads = [threading.Thread(target=run_lane, args=(jobs[i::lanes], log_dir / f"lane{i}.log"))
-               for i in range(lanes)]
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for sweep, args in jobs:
+        seeds = next(a for a in args if a.startswith("seed=")).removeprefix("seed=").split(",")
+        for seed in seeds:
+            todo.put((sweep, [a if not a.startswith("seed=") else f"seed={seed}" for a in args]))
+    threads = [threading.Thread(target=run_lane, args=(todo, log_dir / f"lane{i}.log")) for i in range(lanes)]
     for t in threads:
         t.start()
     for t in threads:
