@@ -51,7 +51,7 @@ class RewardModel:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.updates = 0  # gradient steps taken, over all rounds
         # tanh (PEBBLE): each step's reward in [-1, 1]; linear: unbounded, for tasks whose true reward
-        # keeps growing with skill (a tanh saturates there and stops rewarding further progress)
+        # keeps growing with skill (a tanh can saturate there; experiments/probe_reward_saturation.py)
         self.squash = torch.tanh if cfg.output == "tanh" else (lambda x: x)
 
     def _autocast(self, enabled: bool = True):
