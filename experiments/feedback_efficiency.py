@@ -7,11 +7,14 @@
 
 Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmuls for speed):
 - ``sac``: SAC on the true reward (experiment=sac_<task>);
-- ``pebble``: PEBBLE with the oracle teacher, disagreement selection, 9k pretraining steps;
-- ``pebble_no_pretrain``: the same without state-entropy pretraining (pretrain.steps=0);
-- ``pebble_uniform``: the same with uniform query selection;
-- ``pebble_reset_actor``: pretraining as exploration data only (actor and temperature reset after it;
-  on HalfCheetah the pretrained policy runs on its back, see the README).
+- ``pebble``: the task's PEBBLE preset (experiment=pebble_<task>): oracle teacher, disagreement
+  selection, and 9k state-entropy pretraining steps except on HalfCheetah, where pretraining
+  flips the cheetah onto its back (see conf/experiment/pebble_halfcheetah.yaml);
+- ``pebble_no_pretrain`` / ``pebble_pretrain``: the preset with pretraining off / with PEBBLE's
+  published 9k steps; whichever of the two equals the preset is skipped (its row is ``pebble``);
+- ``pebble_uniform``: the preset with uniform query selection;
+- ``pebble_reset_actor`` (not run by default): 9k pretraining steps used as exploration data only
+  (actor and temperature reset after them).
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
 Each (task, method, budget) is one hydra sweep directory,
@@ -32,16 +35,28 @@ import sys
 import threading
 from pathlib import Path
 
+import yaml
+
 from common import RESULTS, ROOT, RUNS, _rel, report
 
 TASKS = ("halfcheetah", "walker2d")
 METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experiment=sac_<task>)
-    "pebble": [],
+    "pebble": [],  # the task's preset as it is
     "sac": None,
     "pebble_uniform": ["query.selection=uniform"],
     "pebble_no_pretrain": ["pretrain.steps=0"],
-    "pebble_reset_actor": ["pretrain.reset_actor=true"],
+    "pebble_pretrain": ["pretrain.steps=9000"],  # PEBBLE's published 9k state-entropy steps
+    "pebble_reset_actor": ["pretrain.steps=9000", "pretrain.reset_actor=true"],
 }
+DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")
+
+
+def same_as_preset(task: str, method: str) -> bool:
+    """Whether a pretraining arm only repeats the preset (e.g. pebble_pretrain where the preset pretrains 9k steps)."""
+    if method not in ("pebble_no_pretrain", "pebble_pretrain"):
+        return False
+    preset = yaml.safe_load((ROOT / "conf" / "experiment" / f"pebble_{task}.yaml").read_text())
+    return f"pretrain.steps={preset['pretrain']['steps']}" in METHODS[method]
 
 
 def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> list[str]:
@@ -73,7 +88,7 @@ def run_lane(jobs: "queue.SimpleQueue[tuple[Path, list[str]]]", log: Path) -> No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, from: " + ", ".join(TASKS))
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, from: " + ", ".join(METHODS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), help="comma-separated, from: " + ", ".join(METHODS))
     parser.add_argument("--budgets", default="1000", help="comma-separated feedback budgets (queries)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (>= 3 for the table)")
     parser.add_argument("--steps", type=int, default=200_000, help="env steps per run (the fixed budget)")
@@ -94,6 +109,9 @@ def main() -> None:
     jobs = []
     for task in tasks:
         for method in methods:
+            if same_as_preset(task, method):
+                print(f"{task}: {method} is the preset itself; its row is pebble's", flush=True)
+                continue
             for budget in ([0] if METHODS[method] is None else budgets):
                 name = method if METHODS[method] is None else f"{method}_{budget}"
                 jobs.append((RUNS / "feedback_efficiency" / task / name,
