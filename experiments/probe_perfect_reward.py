@@ -3,9 +3,9 @@
     python experiments/probe_perfect_reward.py --seed 0          # HalfCheetah-v5, 200k steps
 
 Runs experiment=pebble_halfcheetah (1000 seed steps, the preset's or ``--pretrain-steps``
-state-entropy steps, first round, critic reset, SAC) with every learned reward replaced by the true one from the teacher's ledger. If this
-matches SAC on the true reward, PEBBLE's gap comes from the learned reward; if not, from the
-agent side of the pipeline (pretraining, the critic reset, the schedule). Writes a normal run
+state-entropy steps, first round, critic reset, SAC) with every learned reward replaced by the
+true one from the teacher's ledger. If this matches SAC on the true reward, PEBBLE's gap comes
+from the learned reward; if not, from the agent side of the pipeline (pretraining, the critic reset, the schedule). Writes a normal run
 directory under runs/probe/ (resumes when rerun), readable by pbrl-report.
 """
 
