@@ -5,8 +5,9 @@
 Runs experiment=pebble_halfcheetah (1000 seed steps, the preset's or ``--pretrain-steps``
 state-entropy steps, first round, critic reset, SAC) with every learned reward replaced by the
 true one from the teacher's ledger. If this matches SAC on the true reward, PEBBLE's gap comes
-from the learned reward; if not, from the agent side of the pipeline (pretraining, the critic reset, the schedule). Writes a normal run
-directory under runs/probe/ (resumes when rerun), readable by pbrl-report.
+from the learned reward; if not, from the agent side of the pipeline (pretraining, the critic
+reset, the schedule). Writes a normal run directory under runs/probe/ (resumes when rerun),
+readable by pbrl-report.
 """
 
 from __future__ import annotations
