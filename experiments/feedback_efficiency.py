@@ -119,7 +119,9 @@ def main() -> None:
     if not args.report_only:
         execute(jobs, args.lanes)
     for task in tasks:
-        sweeps = [p for p in (RUNS / "feedback_efficiency" / task).glob("*") if p.is_dir()]
+        # sweeps with at least one run that has logged something (a run just started has no metrics yet)
+        sweeps = [p for p in sorted((RUNS / "feedback_efficiency" / task).glob("*"))
+                  if p.is_dir() and any(p.glob("*/metrics.csv"))]
         if sweeps:
             report(sweeps, RESULTS / "feedback_efficiency" / task, "env.id,tag,feedback.max_feedback",
                    f"Feedback efficiency on {task}: final eval return at {args.steps} env steps "
