@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pbrl.buffers.replay import ReplayBuffer
+from pbrl.buffers.segments import valid_segment_starts
 from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.labels import LabelSet
@@ -90,6 +91,10 @@ class PreferenceLearner:
     @property
     def trained(self) -> bool:
         return self.rounds > 0 and len(self.labels) > 0
+
+    def can_ask(self, buffer: ReplayBuffer) -> bool:
+        """Whether the query pool holds at least one valid segment (episodes may all be shorter early on)."""
+        return len(valid_segment_starts(buffer, self.length, int(self.fb["last_episodes"]))) > 0
 
     def round(self, buffer: ReplayBuffer) -> dict[str, float]:
         """One feedback round: ``mb_size`` queries (fewer if the budget ends), labels, reward training.

@@ -137,6 +137,9 @@ class Workspace:
         self.buffer = ReplayBuffer(capacity, self.spec.obs_dim, self.spec.action_dim, self.spec.sim_state_dim,
                                    self.device)
         self.preference = preference_mode(cfg)
+        if self.preference and int(cfg["feedback"]["segment"]) > self.spec.max_episode_steps:
+            raise ConfigError("feedback.segment", f"got {cfg['feedback']['segment']}; no {env_cfg['id']} episode is "
+                                                  f"longer than {self.spec.max_episode_steps} steps")
         self.ledger: RewardLedger | None = None
         self.learner: PreferenceLearner | None = None
         self.state_entropy: StateEntropy | None = None
@@ -148,6 +151,7 @@ class Workspace:
             self.state_entropy = StateEntropy(k=cfg["pretrain"]["k"], device=self.device)
             # pretraining ends and the first feedback round happens at this step
             self.first_round_step = cfg["seed_steps"] + cfg["pretrain"]["steps"]
+            self._round_pending, self._round_pending_since = False, 0  # a due round waiting for long-enough episodes
         self.timings = {"relabel_s": 0.0, "reward_rounds_s": 0.0}
 
         self.step = 0  # environment steps taken
@@ -205,12 +209,13 @@ class Workspace:
         self._tick = (self._clock_start, self.step)  # (time, step) of the last metrics row
 
         while self.step < steps:
-            episode_return = self._collect_step(random_action=seeding(self.step))
+            # until the first round can be asked, act as in the seed steps (random, no updates)
+            episode_return = self._collect_step(random_action=seeding(self.step) or self._awaiting_first_round())
             if episode_return is not None:
                 pbar.set_postfix_str(f"return {episode_return:.1f}", refresh=False)
-            if self.preference and self._feedback_due():
-                self._feedback_round()
-            if not seeding(self.step):
+            if self.preference and (self._feedback_due() or self._round_pending):
+                self._feedback_round_when_possible()
+            if not seeding(self.step) and not self._awaiting_first_round():
                 pretraining = self.preference and self.step < self.first_round_step
                 for _ in range(self.agent.cfg.updates_per_step):
                     self._update_agent(intrinsic=pretraining)
@@ -242,6 +247,32 @@ class Workspace:
         if self.learner.budget_left <= 0 or self.step < self.first_round_step:
             return False
         return (self.step - self.first_round_step) % self.cfg["feedback"]["num_interact"] == 0
+
+    def _awaiting_first_round(self) -> bool:
+        """The first round is due but has not been asked yet (no episode long enough for a segment)."""
+        return bool(self.preference and self.learner.rounds == 0 and self.step >= self.first_round_step)
+
+    def _feedback_round_when_possible(self) -> None:
+        """Ask a due round now, or, if no stored episode holds a whole segment yet, as soon as one does.
+
+        With termination, early episodes can all be shorter than a segment (a random Walker2d falls
+        within ~20-40 steps). The round then waits (checked every ``segment`` steps); before the first
+        round the agent keeps acting randomly without updates, so nothing trains on an untrained reward.
+        """
+        length = self.learner.length
+        if self._round_pending and (self.step - self._round_pending_since) % length:
+            return
+        if self.learner.can_ask(self.buffer):
+            if self._round_pending:
+                print(f"pbrl: the round due at step {self._round_pending_since} is asked at step {self.step}",
+                      flush=True)
+            self._round_pending = False
+            self._feedback_round()
+        elif not self._round_pending:
+            self._round_pending, self._round_pending_since = True, self.step
+            print(f"pbrl: feedback round due at step {self.step} waits: no stored episode (of the last "
+                  f"{self.cfg['feedback']['last_episodes']}) holds {length} consecutive steps yet "
+                  f"(feedback.segment={length}); the round is asked once one does", flush=True)
 
     def _feedback_round(self) -> None:
         """Ask the teacher, train the reward model, relabel the buffer; after the first round, reset the critic."""

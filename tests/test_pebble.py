@@ -143,11 +143,35 @@ def test_bad_preference_settings_name_the_field(tmp_path, override, field):
     assert err.value.field == field
 
 
-def test_segments_longer_than_every_episode_give_a_clear_error(tmp_path):
-    cfg = tiny_config("env=inverted_pendulum", "steps=400", "seed_steps=200", "pretrain.steps=0")
+def test_segments_longer_than_any_episode_give_a_clear_error(tmp_path):
+    cfg = tiny_config("env=inverted_pendulum", "env.max_episode_steps=20", "feedback.segment=25")
     with pytest.raises(ConfigError, match="segment") as err:
-        Workspace(cfg, tmp_path / "run").train()
+        Workspace(cfg, tmp_path / "run")
     assert err.value.field == "feedback.segment"
+
+
+def test_a_round_waits_for_an_episode_long_enough_for_a_segment(tmp_path, capsys):
+    # random InvertedPendulum episodes last ~5 steps (1 in 100 reaches 20): the round due at step 50
+    # must wait, with random actions and no updates, until a 20-step episode is stored
+    cfg = tiny_config("env=inverted_pendulum", "steps=1500", "seed_steps=50", "pretrain.steps=0",
+                      "feedback.segment=20", "feedback.mb_size=4", "feedback.max_feedback=4",
+                      "reward_model.hidden_dim=16", "reward_model.epochs=2")
+    ws = Workspace(cfg, tmp_path / "run")
+    asked_at = {}
+    round_ = ws._feedback_round
+
+    def spy():
+        asked_at.update(step=ws.step, updates=ws.agent.num_updates)
+        round_()
+
+    ws._feedback_round = spy
+    ws.train()
+    out = capsys.readouterr().out
+    assert "feedback round due at step 50 waits" in out
+    assert asked_at["step"] > 50 and asked_at["updates"] == 0  # nothing trained on an untrained reward
+    assert ws.learner.rounds == 1 and ws.agent.num_updates > 0  # after the round, SAC learns
+    first = ws.buffer.episode[ws.buffer.step == 19]
+    assert len(first) > 0  # a 20-step episode was stored before the round
 
 
 def test_terminate_false_keeps_training_episodes_going_but_not_evaluation(tmp_path):
