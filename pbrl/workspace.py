@@ -151,7 +151,7 @@ class Workspace:
             self.state_entropy = StateEntropy(k=cfg["pretrain"]["k"], device=self.device)
             # pretraining ends and the first feedback round happens at this step
             self.first_round_step = cfg["seed_steps"] + cfg["pretrain"]["steps"]
-            self._round_pending, self._round_pending_since = False, 0  # a due round waiting for long-enough episodes
+            self._waiting_since: int | None = None  # step at which a due round began waiting for long-enough episodes
         self.timings = {"relabel_s": 0.0, "reward_rounds_s": 0.0}
 
         self.step = 0  # environment steps taken
@@ -213,7 +213,8 @@ class Workspace:
             episode_return = self._collect_step(random_action=seeding(self.step) or self._awaiting_first_round())
             if episode_return is not None:
                 pbar.set_postfix_str(f"return {episode_return:.1f}", refresh=False)
-            if self.preference and (self._feedback_due() or self._round_pending):
+            if self.preference and (self._feedback_due() or self._awaiting_first_round()
+                                    or self._waiting_since is not None):
                 self._feedback_round_when_possible()
             if not seeding(self.step) and not self._awaiting_first_round():
                 pretraining = self.preference and self.step < self.first_round_step
@@ -258,18 +259,19 @@ class Workspace:
         With termination, early episodes can all be shorter than a segment (a random Walker2d falls
         within ~20-40 steps). The round then waits (checked every ``segment`` steps); before the first
         round the agent keeps acting randomly without updates, so nothing trains on an untrained reward.
+        A waiting first round survives a resume (it is derived from the step and the round count); a
+        waiting later round does not, and the next scheduled one takes its place.
         """
-        length = self.learner.length
-        if self._round_pending and (self.step - self._round_pending_since) % length:
+        length, since = self.learner.length, self._waiting_since
+        if since is not None and (self.step - since) % length:
             return
         if self.learner.can_ask(self.buffer):
-            if self._round_pending:
-                print(f"pbrl: the round due at step {self._round_pending_since} is asked at step {self.step}",
-                      flush=True)
-            self._round_pending = False
+            if since is not None:
+                print(f"pbrl: the round due at step {since} is asked at step {self.step}", flush=True)
+            self._waiting_since = None
             self._feedback_round()
-        elif not self._round_pending:
-            self._round_pending, self._round_pending_since = True, self.step
+        elif since is None:
+            self._waiting_since = self.step
             print(f"pbrl: feedback round due at step {self.step} waits: no stored episode (of the last "
                   f"{self.cfg['feedback']['last_episodes']}) holds {length} consecutive steps yet "
                   f"(feedback.segment={length}); the round is asked once one does", flush=True)
