@@ -47,16 +47,37 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "pebble_no_pretrain": ["pretrain.steps=0"],
     "pebble_pretrain": ["pretrain.steps=9000"],  # PEBBLE's published 9k state-entropy steps
     "pebble_reset_actor": ["pretrain.steps=9000", "pretrain.reset_actor=true"],
+    "pebble_tanh": ["reward_model.output=tanh"],  # PEBBLE's squashed per-step reward
+    "pebble_linear": ["reward_model.output=linear"],  # unbounded per-step reward
 }
 DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")
 
 
 def same_as_preset(task: str, method: str) -> bool:
-    """Whether a pretraining arm only repeats the preset (e.g. pebble_pretrain where the preset pretrains 9k steps)."""
-    if method not in ("pebble_no_pretrain", "pebble_pretrain"):
+    """Whether an ablation arm only repeats the preset (e.g. pebble_pretrain where the preset pretrains 9k steps).
+
+    An arm repeats the preset when each of its overrides sets the value the preset has, or, for a key
+    the preset leaves alone, the value of ``conf/config.yaml``."""
+    if not METHODS[method]:
         return False
     preset = yaml.safe_load((ROOT / "conf" / "experiment" / f"pebble_{task}.yaml").read_text())
-    return f"pretrain.steps={preset['pretrain']['steps']}" in METHODS[method]
+    base = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())
+
+    def lookup(tree: dict, key: str):
+        for part in key.split("."):
+            if not isinstance(tree, dict) or part not in tree:
+                return None
+            tree = tree[part]
+        return tree
+
+    for item in METHODS[method]:
+        key, value = item.split("=", 1)
+        have = lookup(preset, key)
+        if have is None:
+            have = lookup(base, key)
+        if str(have).lower() != value.lower():
+            return False
+    return True
 
 
 def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> list[str]:
