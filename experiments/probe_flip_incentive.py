@@ -12,7 +12,10 @@ reward). The probe rolls out, for whole 1000-step episodes:
 - uniform random actions;
 
 and prints each one's true return, its return under the run's learned reward (ensemble mean, the
-reward SAC is trained on) with the learned reward per step, and its upside-down fraction.
+reward SAC is trained on) with the learned reward per step, and its upside-down fraction. A second
+table bins the run's stored transitions by their true reward (from the teacher's ledger) and
+compares the learned reward of upside-down and upright states within each bin: a model that
+favoured being on its back would pay more for it at the same true reward.
 
 It separates two explanations of a run that stays on its back: a learned reward that does not
 prefer upright running (the labels' fault), or one that does but whose preference is too small for
@@ -89,6 +92,20 @@ def main() -> None:
             steps += len(seen)
         per_step = sum(learned) / steps
         print(f"| {name} | {np.mean(true):.0f} | {np.mean(learned):.1f} | {per_step:.3f} | {np.mean(flipped):.0%} |")
+
+    buffer, n = state["buffer"], state["buffer"]["size"]
+    learned = buffer["reward"][:n].float().reshape(-1).numpy()  # relabelled with the latest model
+    true = np.asarray(state["ledger"]["reward"][:n], dtype=np.float64).reshape(-1)
+    pitch = np.angle(np.exp(1j * buffer["sim_state"].numpy()[:n, 2]))
+    flipped = np.abs(pitch) > np.pi / 2
+    print(f"\nstored transitions ({n}, {flipped.mean():.0%} upside down): mean learned reward by true-reward bin")
+    print("| true reward per step | upside down | upright |")
+    print("|---|---|---|")
+    for lo, hi in ((-2, -0.5), (-0.5, 0), (0, 0.5), (0.5, 1), (1, 2), (2, 4), (4, 8)):
+        inside = (true >= lo) & (true < hi)
+        cells = [f"{learned[inside & side].mean():.3f} (n={int((inside & side).sum())})"
+                 if (inside & side).sum() >= 50 else "–" for side in (flipped, ~flipped)]
+        print(f"| [{lo}, {hi}) | {cells[0]} | {cells[1]} |")
 
 
 if __name__ == "__main__":
