@@ -26,6 +26,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -450,13 +451,14 @@ def plot_curves(groups: dict[tuple, list[Run]], title: str | None = None):
             ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
         ax.set_title(env)
         ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k" if x >= 1000 else f"{x:g}")  # 200k, not 200000
         ax.set_ylabel("eval return")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     for ax in list(axes.flat)[len(envs):]:
         ax.set_visible(False)
-    if title:
-        fig.suptitle(title)
+    if title:  # wrapped to the figure's width (about 10 characters per inch at the default size)
+        fig.suptitle(textwrap.fill(title, width=int(10 * 5.5 * ncols)))
     fig.tight_layout()
     return fig
 
