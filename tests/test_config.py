@@ -207,3 +207,16 @@ def test_documentation_check_catches_an_undocumented_value(tmp_path):
     (tmp_path / "agent" / "preset.yaml").write_text("defaults:\n  - base\n  - _self_\nlr: 2.0\ndepth: 4\n")
     assert undocumented(tmp_path) == ["agent/base.yaml: agent.width", "agent/preset.yaml: agent.depth",
                                       "config.yaml: eval.every"]
+
+
+def test_auto_threads_leave_out_cores_that_other_work_keeps_busy():
+    import os
+
+    from pbrl.common.utils import resolve_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert resolve_threads("auto", busy=0.0) == cores
+    assert resolve_threads("auto", parallel_jobs=cores, busy=0.0) == 1
+    assert resolve_threads("auto", busy=float(cores)) == 1  # a fully busy machine: one thread, never zero
+    assert resolve_threads("auto", busy=cores + 3.0) == 1
+    assert resolve_threads(3, busy=float(cores)) == 3  # an explicit count is kept as given
