@@ -16,6 +16,11 @@ import numpy as np
 import torch
 
 
+def upside_down(pitch: np.ndarray) -> np.ndarray:
+    """Whether each torso pitch (radians, any number of turns) is past ±90°, i.e. the cheetah is on its back."""
+    return np.abs(np.angle(np.exp(1j * pitch))) > np.pi / 2  # wrapped to (-π, π] first
+
+
 def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
@@ -27,8 +32,7 @@ def main() -> None:
         state = torch.load(path, weights_only=False)
         buffer = state["buffer"]
         n = buffer["size"]
-        pitch = np.angle(np.exp(1j * buffer["sim_state"].numpy()[:n, 2]))  # wrapped to (-π, π]
-        flipped = np.abs(pitch) > np.pi / 2
+        flipped = upside_down(buffer["sim_state"].numpy()[:n, 2])
         phases = [(0, 1000), (1000, 10000), (10000, 20000), (max(0, n - 5000), n)]
         cells = ", ".join(f"steps {a}-{b}: {flipped[a:b].mean():.0%}" for a, b in phases if b > a)
         print(f"{run} (step {state['step']}): upside down {cells}")

@@ -25,7 +25,6 @@ SAC to leave the flipped gait (the optimisation's, or the reward's scale).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,8 @@ import yaml
 from pbrl.agents import make_agent
 from pbrl.envs.make import make_env
 from pbrl.reward.model import RewardModel, RewardModelConfig
+
+from halfcheetah_flip import upside_down
 
 
 def main() -> None:
@@ -49,9 +50,7 @@ def main() -> None:
     cfg = state["config"]
     env = make_env(cfg["env"]["id"], cfg["env"].get("kwargs"), cfg["env"].get("max_episode_steps"))
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    fields = {f.name for f in dataclasses.fields(RewardModelConfig)}
-    model = RewardModel(obs_dim, act_dim, RewardModelConfig(**{k: v for k, v in cfg["reward_model"].items()
-                                                               if k in fields}))
+    model = RewardModel(obs_dim, act_dim, RewardModelConfig(**cfg["reward_model"]))
     model.load_state_dict(state["learner"]["model"])
 
     def agent(weights: dict):
@@ -87,8 +86,7 @@ def main() -> None:
             with torch.no_grad():
                 learned.append(float(model.reward(o, torch.as_tensor(np.array(acts), dtype=torch.float32)).sum()))
             true.append(sum(rewards))
-            pitch = np.angle(np.exp(1j * o[:, 1].numpy()))  # obs[1] is the torso pitch, wrapped to (-π, π]
-            flipped.append(float((np.abs(pitch) > np.pi / 2).mean()))
+            flipped.append(float(upside_down(o[:, 1].numpy()).mean()))  # obs[1] is the torso pitch
             steps += len(seen)
         per_step = sum(learned) / steps
         print(f"| {name} | {np.mean(true):.0f} | {np.mean(learned):.1f} | {per_step:.3f} | {np.mean(flipped):.0%} |")
@@ -96,8 +94,7 @@ def main() -> None:
     buffer, n = state["buffer"], state["buffer"]["size"]
     learned = buffer["reward"][:n].float().reshape(-1).numpy()  # relabelled with the latest model
     true = np.asarray(state["ledger"]["reward"][:n], dtype=np.float64).reshape(-1)
-    pitch = np.angle(np.exp(1j * buffer["sim_state"].numpy()[:n, 2]))
-    flipped = np.abs(pitch) > np.pi / 2
+    flipped = upside_down(buffer["sim_state"].numpy()[:n, 2])  # qpos[2] is the torso pitch
     print(f"\nstored transitions ({n}, {flipped.mean():.0%} upside down): mean learned reward by true-reward bin")
     print("| true reward per step | upside down | upright |")
     print("|---|---|---|")
