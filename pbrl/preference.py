@@ -23,7 +23,7 @@ from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.model import RewardModel, RewardModelConfig
 from pbrl.teachers import RewardLedger, Teacher, make_teacher
-from pbrl.teachers.base import OUTCOMES
+from pbrl.teachers.base import OUTCOMES, RoundInfo
 
 
 def preference_mode(cfg: Mapping[str, Any]) -> bool:
@@ -58,6 +58,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
         check_int(f"reward_model.{key}", rm[key], minimum=1)
     if not isinstance(rm["lr"], (int, float)) or isinstance(rm["lr"], bool) or rm["lr"] <= 0:
         raise ConfigError("reward_model.lr", f"got {rm['lr']!r}; must be a number > 0")
+    if isinstance(rm["scale"], bool) or not isinstance(rm["scale"], (int, float)) or rm["scale"] <= 0:
+        raise ConfigError("reward_model.scale", f"got {rm['scale']!r}; must be a number > 0")
     if not isinstance(rm["stop_accuracy"], (int, float)) or not 0 < rm["stop_accuracy"] <= 1:
         raise ConfigError("reward_model.stop_accuracy", f"got {rm['stop_accuracy']!r}; must be in (0, 1]")
 
@@ -66,7 +68,7 @@ class PreferenceLearner:
     """Reward model + labels + teacher + budget, driven round by round by the workspace."""
 
     def __init__(self, cfg: Mapping[str, Any], obs_dim: int, action_dim: int, ledger: RewardLedger,
-                 device: torch.device, precision: str, rng: np.random.Generator):
+                 device: torch.device, precision: str, rng: np.random.Generator, run_dir: str | None = None):
         validate(cfg)
         self.fb, self.query_cfg = cfg["feedback"], cfg["query"]
         self.k, self.length = int(self.query_cfg["k"]), int(self.fb["segment"])
@@ -77,9 +79,13 @@ class PreferenceLearner:
         self.labels = LabelSet(self.k, self.length, obs_dim, action_dim)
         self.ledger = ledger
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
-        self.teacher: Teacher = make_teacher(cfg["teacher"], ledger, np.random.default_rng(int(rng.integers(2**63))))
+        run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
+               "budget": int(self.fb["max_feedback"]), "seed": int(cfg.get("seed", 0))}
+        self.teacher: Teacher = make_teacher(cfg["teacher"], ledger, np.random.default_rng(int(rng.integers(2**63))),
+                                             run)
         self.asked = 0  # queries put to the teacher, skipped ones included (the budget counts these)
-        self.rounds = 0
+        self.rounds = 0  # rounds that asked queries or took labels
+        self.trainings = 0  # rounds that trained the reward model
         self.outcomes = {o: 0 for o in OUTCOMES}
         self.heldout_correct, self.heldout_total = 0, 0  # new labels predicted before training on them
         self.last: dict[str, float] = {}  # the latest round's statistics
@@ -90,51 +96,72 @@ class PreferenceLearner:
 
     @property
     def trained(self) -> bool:
-        return self.rounds > 0 and len(self.labels) > 0
+        return self.trainings > 0 and len(self.labels) > 0
 
     def can_ask(self, buffer: ReplayBuffer) -> bool:
         """Whether the query pool holds at least one valid segment (episodes may all be shorter early on)."""
         return len(valid_segment_starts(buffer, self.length, int(self.fb["last_episodes"]))) > 0
 
-    def round(self, buffer: ReplayBuffer) -> dict[str, float]:
+    def wants_round(self) -> bool:
+        """Budget left to ask, or labels still to come from queries already asked."""
+        return self.budget_left > 0 or self.teacher.pending() > 0
+
+    def round(self, buffer: ReplayBuffer, step: int | None = None) -> dict[str, float]:
         """One feedback round: ``mb_size`` queries (fewer if the budget ends), labels, reward training.
 
         The first round selects uniformly (as PEBBLE does: the model knows nothing yet). Labels
         whose outcome the current model predicts before training count towards the held-out
-        accuracy: each round's new labels are a slice the model has never trained on.
+        accuracy: each round's new labels are a slice the model has never trained on. With an
+        asynchronous teacher the round folds in whatever labels have arrived (perhaps none) and
+        trains only if there are new ones; ``stats["trained"]`` says whether it did.
         """
         started = time.perf_counter()
         count = min(int(self.fb["mb_size"]), self.budget_left)
-        rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
-        ctx = SelectionContext(self.model, self.labels.features(), self.rng)
-        try:
-            queries = select(rule, buffer, count, ctx, self.k, self.length, int(self.fb["large_batch"]),
-                             int(self.fb["last_episodes"]))
-        except ValueError as exc:  # no episode long enough for one segment
-            raise ConfigError("feedback.segment", f"{exc} (segment={self.length}); use shorter segments, a later "
-                                                  "first round (pretrain.steps), or env.terminate=false") from None
-        answers = self.teacher.answer(queries)
-        self.asked += count
-        for outcome, n in answers.counts().items():
-            self.outcomes[outcome] += n
-        keep = ~answers.skipped
+        if count > 0:
+            rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
+            ctx = SelectionContext(self.model, self.labels.features(), self.rng)
+            try:
+                queries = select(rule, buffer, count, ctx, self.k, self.length, int(self.fb["large_batch"]),
+                                 int(self.fb["last_episodes"]))
+            except ValueError as exc:  # no episode long enough for one segment
+                raise ConfigError("feedback.segment", f"{exc} (segment={self.length}); use shorter segments, a later "
+                                                      "first round (pretrain.steps), or env.terminate=false") from None
+            if buffer.sim_state.shape[1]:
+                queries.sim_state = buffer.sim_state[queries.index]
+            self.teacher.ask(queries, RoundInfo(self.rounds, step, rule, self._disagreement(queries)))
+            self.asked += count
         first_new = len(self.labels)
-        self.labels.add(queries.obs.numpy()[keep], queries.action.numpy()[keep], answers.ranking[keep],
-                        answers.equal[keep])
+        for queries, answers in self.teacher.collect(wait=not self.teacher.asynchronous):
+            for outcome, n in answers.counts().items():
+                self.outcomes[outcome] += n
+            keep = ~answers.skipped
+            self.labels.add(queries.obs.numpy()[keep], queries.action.numpy()[keep], answers.ranking[keep],
+                            answers.equal[keep])
         new = np.arange(first_new, len(self.labels))
-        stats: dict[str, float] = {"feedback_asked": self.asked, "labels": len(self.labels)}
-        if self.trained:
+        # a synchronous teacher's round always trains (as PEBBLE's); an asynchronous one only on new labels
+        train = len(self.labels) > 0 and (len(new) > 0 or (count > 0 and not self.teacher.asynchronous))
+        stats: dict[str, float] = {"feedback_asked": self.asked, "labels": len(self.labels), "trained": float(train)}
+        if self.trained and len(new):
             acc = self.model.accuracy(self.labels, new)
             ranked = int((~self.labels.equal[new]).sum())
             if ranked:
                 self.heldout_correct += round(acc * ranked)
                 self.heldout_total += ranked
             stats["reward_heldout_acc_round"] = acc
-        stats.update(self.model.fit(self.labels, self.generator))
-        self.rounds += 1
+        if train:
+            stats.update(self.model.fit(self.labels, self.generator))
+            self.trainings += 1
+        if count > 0 or train:
+            self.rounds += 1
         stats["reward_round_s"] = time.perf_counter() - started
         self.last = stats
         return stats
+
+    def _disagreement(self, queries) -> np.ndarray | None:
+        """Ensemble spread of each query's P(best), recorded with a person's queries (None before training)."""
+        if not self.trained or not getattr(self.teacher, "records_scores", False):
+            return None
+        return self.model.choice_probs(queries.obs, queries.action).std(0)[:, 0].float().cpu().numpy()
 
     def relabel(self, buffer: ReplayBuffer) -> float:
         """Rewrite every stored reward with the current model (batched); returns the seconds taken."""
@@ -159,6 +186,7 @@ class PreferenceLearner:
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "labels": self.labels.state_dict(),
                 "teacher": self.teacher.state_dict(), "asked": self.asked, "rounds": self.rounds,
+                "trainings": self.trainings,
                 "outcomes": dict(self.outcomes), "heldout": (self.heldout_correct, self.heldout_total),
                 "last": dict(self.last), "generator": self.generator.get_state()}
 
@@ -167,6 +195,8 @@ class PreferenceLearner:
         self.labels.load_state_dict(state["labels"])
         self.teacher.load_state_dict(state["teacher"])
         self.asked, self.rounds = state["asked"], state["rounds"]
+        self.trainings = state.get("trainings", self.rounds)  # older snapshots trained in every round
+        self.asked = max(self.asked, self.teacher.already_asked())  # queries a person holds from after the snapshot
         self.outcomes = dict(state["outcomes"])
         self.heldout_correct, self.heldout_total = state["heldout"]
         self.last = dict(state["last"])

@@ -44,7 +44,8 @@ from pbrl.teachers import RewardLedger
 PRECISIONS = ("fp32", "bf16")
 # settings a resumed run may change: how it runs and logs, and how long, not what it learns
 RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot", "tag",
-                     "reward_model.relabel_batch")  # keys or key prefixes; relabel chunking changes no result
+                     "reward_model.relabel_batch", "teacher.serve", "teacher.host", "teacher.port",
+                     "teacher.instruction")  # keys or key prefixes; relabel chunking changes no result
 VIDEO_MODES = ("none", "last", "all")
 
 
@@ -147,7 +148,7 @@ class Workspace:
             self.ledger = RewardLedger(capacity)
             self.env = self.ledger.wrap(self.env)  # from here on the agent's side sees NaN rewards
             self.learner = PreferenceLearner(cfg, self.spec.obs_dim, self.spec.action_dim, self.ledger,
-                                             self.device, cfg["precision"], self.rng)
+                                             self.device, cfg["precision"], self.rng, self.run_dir)
             self.state_entropy = StateEntropy(k=cfg["pretrain"]["k"], device=self.device)
             # pretraining ends and the first feedback round happens at this step
             self.first_round_step = cfg["seed_steps"] + cfg["pretrain"]["steps"]
@@ -188,6 +189,13 @@ class Workspace:
     # ------------------------------------------------------------------------------- training
     def train(self) -> dict:
         """Run (or resume, or skip if finished) the whole training; return the summary."""
+        try:
+            return self._train()
+        finally:
+            if self.learner is not None:
+                self.learner.teacher.close()  # a person's viewer and clip renderer stop with the run
+
+    def _train(self) -> dict:
         done = self.finished()
         if done is not None:
             print(f"pbrl: {self.run_dir} already finished ({done['env_steps']} steps); nothing to do", flush=True)
@@ -216,8 +224,12 @@ class Workspace:
             if self.preference and (self._feedback_due() or self._awaiting_first_round()
                                     or self._waiting_since is not None):
                 self._feedback_round_when_possible()
+            if self.preference and self.step % 500 == 0:
+                self.learner.teacher.tick(self.step, steps)
             if not seeding(self.step) and not self._awaiting_first_round():
-                pretraining = self.preference and self.step < self.first_round_step
+                # the state-entropy bonus until the reward model has been trained on labels (a person
+                # answering asynchronously may take a while after the first round is asked)
+                pretraining = self.preference and (self.step < self.first_round_step or not self.learner.trained)
                 for _ in range(self.agent.cfg.updates_per_step):
                     self._update_agent(intrinsic=pretraining)
             if eval_now(self.step) or self.step == steps:
@@ -245,7 +257,7 @@ class Workspace:
 
     def _feedback_due(self) -> bool:
         """PEBBLE's schedule: a round right after pretraining, then every num_interact steps while budget lasts."""
-        if self.learner.budget_left <= 0 or self.step < self.first_round_step:
+        if not self.learner.wants_round() or self.step < self.first_round_step:
             return False
         return (self.step - self.first_round_step) % self.cfg["feedback"]["num_interact"] == 0
 
@@ -278,11 +290,13 @@ class Workspace:
 
     def _feedback_round(self) -> None:
         """Ask the teacher, train the reward model, relabel the buffer; after the first round, reset the critic."""
-        first = self.learner.rounds == 0
-        stats = self.learner.round(self.buffer)
+        first = not self.learner.trained
+        stats = self.learner.round(self.buffer, self.step)
+        self.timings["reward_rounds_s"] += stats["reward_round_s"]
+        if not stats["trained"]:  # an asynchronous teacher had no new labels yet
+            return
         stats["relabel_s"] = self.learner.relabel(self.buffer)
         self.timings["relabel_s"] += stats["relabel_s"]
-        self.timings["reward_rounds_s"] += stats["reward_round_s"]
         if first:  # PEBBLE: a fresh critic for the learned reward, then a few updates on the relabelled buffer
             self.agent.reset_critic()
             if self.cfg["pretrain"]["reset_actor"]:  # keep only the exploration data of pretraining

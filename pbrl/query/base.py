@@ -17,12 +17,14 @@ class QueryPool:
     """Candidate queries of K segments of T steps each.
 
     ``index``: ``[P, K, T]`` replay-buffer slots; ``obs``: ``[P, K, T, obs_dim]``; ``action``:
-    ``[P, K, T, action_dim]`` (copies, as torch tensors on the CPU).
+    ``[P, K, T, action_dim]`` (copies, as torch tensors on the CPU); ``sim_state``: the simulator
+    states of the chosen queries' steps, for teachers that re-render them.
     """
 
     index: np.ndarray
     obs: torch.Tensor
     action: torch.Tensor
+    sim_state: np.ndarray | None = None  # [P, K, T, d] simulator states, filled for the chosen queries only
 
     def __len__(self) -> int:
         return len(self.index)
@@ -30,7 +32,8 @@ class QueryPool:
     def take(self, chosen: np.ndarray) -> "QueryPool":
         """The sub-pool of the queries at positions ``chosen``."""
         sel = torch.as_tensor(chosen)
-        return QueryPool(self.index[chosen], self.obs[sel], self.action[sel])
+        return QueryPool(self.index[chosen], self.obs[sel], self.action[sel],
+                         None if self.sim_state is None else self.sim_state[chosen])
 
     def features(self) -> torch.Tensor:
         """Flattened observations ``[P, K*T*obs_dim]``: the space k-center measures distances in."""

@@ -1,7 +1,9 @@
 """The Teacher interface: anything that labels queries of K trajectory segments.
 
-A scripted oracle and a person at the viewer both implement ``answer``; the preference loop
-cannot tell them apart.
+The preference loop talks to every teacher the same way: ``ask`` puts a round's queries to it,
+``collect`` returns the labels that have arrived since the last call. A scripted teacher answers
+inside ``ask`` (it implements ``answer``); a person at the viewer answers later, and may answer
+queries of earlier rounds, so ``collect`` returns each label with its own query.
 """
 
 from __future__ import annotations
@@ -37,12 +39,50 @@ class Answers:
                 "skip": int(self.skipped.sum())}
 
 
+@dataclass
+class RoundInfo:
+    """Where a round's queries come from, for teachers that record it (the human teacher's store)."""
+
+    round: int
+    env_step: int | None = None
+    selection: str | None = None
+    scores: np.ndarray | None = None  # [N] the ensemble's disagreement on each query (None before training)
+
+
 class Teacher(ABC):
-    """Labels queries. ``answer`` may block (a person in synchronous mode) but must answer every query."""
+    """Labels queries: ``answer`` for teachers that answer at once; ``ask``/``collect`` for all."""
+
+    asynchronous: bool = False  # True: the loop keeps training while labels are outstanding
 
     @abstractmethod
     def answer(self, queries: QueryPool) -> Answers:
-        """Rank (or mark equal, or skip) each query in ``queries``."""
+        """Rank (or mark equal, or skip) each query in ``queries`` now."""
+
+    def ask(self, queries: QueryPool, info: RoundInfo) -> None:
+        """Put ``queries`` to the teacher. The default answers them at once; ``collect`` hands the answers back."""
+        self.__dict__.setdefault("_answered", []).append((queries, self.answer(queries)))
+
+    def collect(self, wait: bool = True) -> list[tuple[QueryPool, Answers]]:
+        """Labels that arrived since the last call, each batch with its queries.
+
+        ``wait=True`` (synchronous teachers) returns only once every query asked so far is answered.
+        """
+        answered = self.__dict__.pop("_answered", [])
+        return answered
+
+    def pending(self) -> int:
+        """Queries asked and not answered yet."""
+        return 0
+
+    def already_asked(self) -> int:
+        """Queries this teacher holds from before a restart (they count against the budget)."""
+        return 0
+
+    def tick(self, step: int, total_steps: int) -> None:
+        """The trainer's progress, for teachers that show it (called every few hundred steps)."""
+
+    def close(self) -> None:
+        """Release what the teacher holds (servers, workers)."""
 
     def state_dict(self) -> dict:
         """Teacher state for snapshots (RNGs, thresholds)."""
