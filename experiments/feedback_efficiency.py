@@ -49,6 +49,7 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "pebble_reset_actor": ["pretrain.steps=9000", "pretrain.reset_actor=true"],
     "pebble_tanh": ["reward_model.output=tanh"],  # PEBBLE's squashed per-step reward
     "pebble_linear": ["reward_model.output=linear"],  # unbounded per-step reward
+    "pebble_scale5": ["reward_model.scale=5"],  # the learned reward x5, near the true reward's range
 }
 DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")
 

@@ -1,6 +1,7 @@
 """Diagnostic: the PEBBLE pipeline with a perfect reward model, to split PEBBLE's gap to SAC.
 
     python experiments/probe_perfect_reward.py --seed 0          # HalfCheetah-v5, 200k steps
+    python experiments/probe_perfect_reward.py --seed 1 --pretrain-steps 0 --transform tanh:2.5 --steps 30000
 
 Runs experiment=pebble_halfcheetah (1000 seed steps, the preset's or ``--pretrain-steps``
 state-entropy steps, first round, critic reset, SAC) with every learned reward replaced by the
@@ -8,6 +9,11 @@ true one from the teacher's ledger. If this matches SAC on the true reward, PEBB
 from the learned reward; if not, from the agent side of the pipeline (pretraining, the critic
 reset, the schedule). Writes a normal run directory under runs/probe/ (resumes when rerun),
 readable by pbrl-report.
+
+``--transform`` hands the agent a function of the true reward instead: ``tanh:C`` gives
+tanh(r / C), bounded like PEBBLE's tanh reward model (on HalfCheetah the learned reward with 1000
+labels is close to tanh(r / 2.5)); ``scale:C`` gives r * C. With these the probe asks whether the
+learned reward's range alone, with its ranking perfect, changes what the agent learns.
 """
 
 from __future__ import annotations
@@ -15,10 +21,28 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from common import ROOT, RUNS
+
+
+def parse_transform(spec: str):
+    """``none`` | ``tanh:C`` | ``scale:C`` -> a function of the true reward (numpy in, numpy out)."""
+    kind, _, value = spec.partition(":")
+    if kind == "none" and not value:
+        return lambda r: r
+    try:
+        c = float(value)
+    except ValueError:
+        raise SystemExit(f"--transform: got {spec!r}; allowed: none, tanh:C, scale:C with C a number") from None
+    if kind == "tanh" and c > 0:
+        return lambda r: np.tanh(np.asarray(r) / c)
+    if kind == "scale":
+        return lambda r: np.asarray(r) * c
+    raise SystemExit(f"--transform: got {spec!r}; allowed: none, tanh:C (C > 0), scale:C")
 
 
 def main() -> None:
@@ -26,9 +50,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", default="halfcheetah")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="override pretrain.steps (default: the preset's)")
+    parser.add_argument("--transform", default="none", help="none | tanh:C (tanh(r / C)) | scale:C (r * C)")
+    parser.add_argument("--steps", type=int, default=None, help="override steps (default: the preset's)")
     args = parser.parse_args()
+    transform = parse_transform(args.transform)
     extra = [] if args.pretrain_steps is None else [f"pretrain.steps={args.pretrain_steps}"]
-    name = f"{args.task}_perfect_reward" + ("" if args.pretrain_steps is None else f"_pretrain{args.pretrain_steps}")
+    if args.steps is not None:
+        extra += [f"steps={args.steps}", "snapshot.keep=true"]
+    name = (f"{args.task}_perfect_reward" + ("" if args.pretrain_steps is None else f"_pretrain{args.pretrain_steps}")
+            + ("" if args.transform == "none" else "_" + args.transform.replace(":", ""))
+            + ("" if args.steps is None else f"_{args.steps // 1000}k"))
 
     from pbrl.workspace import Workspace
 
@@ -40,11 +71,11 @@ def main() -> None:
                    RUNS / "probe" / name / f"seed={args.seed}")
     learner, ledger = ws.learner, ws.ledger
     # the step's true reward was recorded by the ledger just before the buffer stores the step
-    learner.step_reward = lambda obs, action: float(ledger.reward[(ledger.pos - 1) % ledger.capacity])
+    learner.step_reward = lambda obs, action: float(transform(ledger.reward[(ledger.pos - 1) % ledger.capacity]))
 
     def relabel(buffer) -> float:  # the ledger mirrors the buffer slot for slot
         started = time.perf_counter()
-        buffer.reward[:buffer.size] = ledger.reward[:buffer.size]
+        buffer.reward[:buffer.size] = transform(ledger.reward[:buffer.size])
         return time.perf_counter() - started
 
     learner.relabel = relabel

@@ -136,6 +136,7 @@ def test_a_resumed_preference_run_keeps_its_labels_and_schedule(tmp_path):
     ("query.selection=best", "query.selection"), ("query.k=1", "query.k"), ("feedback.mb_size=0", "feedback.mb_size"),
     ("teacher.mistake=2", "teacher.mistake"), ("env.terminate=false", "env.terminate"),
     ("reward_model.lr=0", "reward_model.lr"), ("pretrain.steps=-1", "pretrain.steps"),
+    ("reward_model.scale=0", "reward_model.scale"),
 ])
 def test_bad_preference_settings_name_the_field(tmp_path, override, field):
     with pytest.raises(ConfigError) as err:

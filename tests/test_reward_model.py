@@ -207,6 +207,14 @@ def test_reward_is_the_ensemble_mean_of_squashed_member_rewards():
     torch.testing.assert_close(scores, members.sum(-1))
 
 
+def test_scale_multiplies_the_agents_reward_but_not_what_the_model_trains_on():
+    obs, action, _ = _queries(4, 2, seed=28)
+    obs, action = torch.as_tensor(obs), torch.as_tensor(action)
+    plain, scaled = _model(seed=3), _model(seed=3, scale=5.0)
+    torch.testing.assert_close(scaled.reward(obs, action), 5.0 * plain.reward(obs, action))
+    torch.testing.assert_close(scaled.segment_scores(obs, action), plain.segment_scores(obs, action))
+
+
 # ------------------------------------------------------------------------------- relabel
 def _filled_buffer(capacity: int, n: int) -> ReplayBuffer:
     rng = np.random.default_rng(18)

@@ -36,6 +36,7 @@ class RewardModelConfig:
     stop_accuracy: float = 0.97
     relabel_batch: int = 4096
     output: str = "tanh"
+    scale: float = 1.0
 
 
 class RewardModel:
@@ -69,8 +70,9 @@ class RewardModel:
 
     @torch.inference_mode()
     def reward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """The agent's reward: ensemble mean, ``[...]`` for obs ``[..., obs_dim]`` (no gradient)."""
-        return self.member_rewards(obs.to(self.device), action.to(self.device)).mean(0)
+        """The agent's reward: ``scale`` × the ensemble mean, ``[...]`` for obs ``[..., obs_dim]`` (no gradient)."""
+        mean = self.member_rewards(obs.to(self.device), action.to(self.device)).mean(0)
+        return mean if self.cfg.scale == 1.0 else mean * self.cfg.scale
 
     def segment_scores(self, obs: torch.Tensor, action: torch.Tensor, per_member: bool = False) -> torch.Tensor:
         """Summed predicted reward of segments: ``[N, K, T, ·]`` -> ``[E, N, K]``.
