@@ -15,13 +15,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench]"
 	touch $@
 
-# Debian packages for headless MuJoCo rendering (EGL, with OSMesa as the fallback).
+# Debian packages for headless MuJoCo rendering (EGL, with OSMesa as the fallback) and the
+# chromium that the viewer's browser test drives (playwright never downloads a browser here).
 # Installed when running as root; otherwise printed as a hint (videos are skipped without them).
+SYSTEM_PACKAGES := libegl1 libgl1 libosmesa6 chromium
 system-deps:
-	@if ! (ldconfig -p | grep -q 'libEGL.so.1' && ldconfig -p | grep -q 'libOSMesa.so'); then \
+	@if ! (ldconfig -p | grep -q 'libEGL.so.1' && ldconfig -p | grep -q 'libOSMesa.so' && command -v chromium >/dev/null); then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libegl1 libgl1 libosmesa6; \
-	  else echo "note: run 'sudo apt-get install libegl1 libgl1 libosmesa6' for videos"; fi; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); \
+	  else echo "note: run 'sudo apt-get install $(SYSTEM_PACKAGES)' for videos and the viewer's browser test"; fi; \
 	fi
 
 setup: system-deps $(VENV)/.installed

@@ -1,0 +1,1 @@
+"""The human teacher: rendered clips, the SQLite label store and the local web viewer."""

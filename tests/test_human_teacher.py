@@ -1,0 +1,230 @@
+"""The human teacher end to end: a run that waits for (or folds in) labels given over HTTP, restarts
+that lose nothing, export/import, ``pbrl-label`` and config errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import REPO, tiny_config
+from human_fixtures import fake_store
+from pbrl.envs.render import configure_mujoco_gl
+from pbrl.errors import ConfigError
+from pbrl.human.exchange import export_store, import_store, load_labels
+from pbrl.human.store import LabelStore
+from pbrl.human.teacher import HumanTeacher
+from pbrl.query.base import QueryPool
+from pbrl.teachers.base import RoundInfo
+from pbrl.workspace import Workspace
+
+needs_gl = pytest.mark.skipif(configure_mujoco_gl() is None,
+                              reason="no headless GL for MuJoCo (install libegl1 libgl1 libosmesa6)")
+
+HUMAN = ["teacher=human", "env=hopper", "env.terminate=false", "seed_steps=300", "pretrain.steps=300",
+         "feedback.mb_size=3", "feedback.num_interact=400", "feedback.segment=20", "teacher.undo_grace_s=0.2",
+         "teacher.repeat_fraction=0"]
+
+
+def _label_over_http(url_file: Path, answers: list[str], stop: threading.Event, given: list) -> None:
+    """A person at the viewer: takes each ready query and answers it, cycling through ``answers``."""
+    while not url_file.exists() and not stop.is_set():
+        time.sleep(0.05)
+    base, token = url_file.read_text().strip().split("/?token=")
+    headers = {"X-PBRL-Token": token, "Content-Type": "application/json"}
+    while not stop.is_set():
+        try:
+            q = json.load(urllib.request.urlopen(urllib.request.Request(f"{base}/api/next?annotator=tester",
+                                                                        headers=headers)))["query"]
+            if q is None:
+                time.sleep(0.05)
+                continue
+            answer = answers[len(given) % len(answers)]
+            body = json.dumps({"query_id": q["id"], "annotator": "tester", "answer": answer, "order": q["order"]})
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/label", data=body.encode(), headers=headers))
+        except urllib.error.URLError:  # the run ended and its viewer with it
+            return
+        given.append((q["id"], answer, q["order"]))
+
+
+def _train_with_person(run_dir: Path, overrides: list[str], answers=("left", "right", "equal", "cant_tell")):
+    stop, given = threading.Event(), []
+    person = threading.Thread(target=_label_over_http, args=(run_dir / "human" / "viewer_url.txt", list(answers),
+                                                             stop, given), daemon=True)
+    person.start()
+    try:
+        ws = Workspace(tiny_config(*HUMAN, *overrides), run_dir)
+        summary = ws.train()
+    finally:
+        stop.set()
+        person.join(5)
+    return ws, summary, given
+
+
+@needs_gl
+def test_sync_run_waits_for_the_persons_labels_and_trains_on_them(tmp_path):
+    ws, summary, given = _train_with_person(tmp_path / "run", ["steps=1500", "feedback.max_feedback=6"])
+    assert summary["feedback_asked"] == 6
+    # every answer but "can't tell" is trained on; the learner got exactly what the person gave
+    trained = [g for g in given if g[1] != "cant_tell"]
+    assert len(given) == 6 and summary["labels"] == len(trained) == len(ws.learner.labels)
+    assert ws.learner.outcomes["skip"] == 6 - len(trained)
+    store = LabelStore.for_run(tmp_path / "run")
+    assert store.counts()["labelled"] == 6 and store.get_meta("done") is True
+    # each label's segments in the learner match the stored segments of its query, with the stored target
+    by_query = store.training_labels()
+    qid, answer, order = next(g for g in given if g[1] == "left")
+    seg = store.segments(qid)
+    row = next(i for i in range(len(ws.learner.labels)) if np.array_equal(ws.learner.labels.obs[i], seg["obs"]))
+    assert ws.learner.labels.ranking[row][0] == order[0] and by_query[qid]["answer"] == "left"
+    # the first label taken ends the state-entropy phase; the rendered clips exist
+    assert len(list((tmp_path / "run" / "human" / "clips").glob("*.mp4"))) == 12
+
+
+@needs_gl
+def test_async_run_keeps_training_and_folds_labels_in(tmp_path):
+    ws, summary, given = _train_with_person(tmp_path / "run", ["steps=2000", "feedback.max_feedback=9",
+                                                               "teacher.mode=async"], answers=("left",))
+    assert summary["env_steps"] == 2000 and summary["feedback_asked"] == 9
+    # labels that arrived before the last round were folded in; none were lost or duplicated
+    assert 0 < summary["labels"] <= len(given) <= 9
+    assert len(set(q for q, _, _ in given)) == len(given)
+
+
+def _pool(store_rng, n=2, k=2, t=5, o=11, a=3, d=12) -> QueryPool:
+    rng = np.random.default_rng(store_rng)
+    return QueryPool(np.arange(n * k * t).reshape(n, k, t), torch.randn(n, k, t, o), torch.randn(n, k, t, a),
+                     rng.normal(size=(n, k, t, d)))
+
+
+@needs_gl
+def test_a_restarted_teacher_loses_no_label_and_asks_no_labelled_query_again(tmp_path):
+    cfg = {"name": "human", "serve": False, "undo_grace_s": 0.0}
+    t1 = HumanTeacher(cfg, tmp_path, "Hopper-v5", None, k=2, budget=10, log=lambda m: None)
+    t1.ask(_pool(0, n=3), RoundInfo(0))
+    store = LabelStore.for_run(tmp_path)
+    store.db.execute("UPDATE queries SET status = 'ready', clips = '[]', clip_fps = 30, clip_frames = 1")
+    store.add_label(1, "p", "left", [0, 1])
+    (got_pool, got), = t1.collect(wait=False)
+    assert len(got.ranking) == 1 and t1.pending() == 2
+    snapshot = t1.state_dict()  # the run's snapshot is taken here ...
+    store.add_label(2, "p", "right", [1, 0])
+    assert len(t1.collect(wait=False)[0][1].ranking) == 1  # ... and this label is taken after it
+    t1.close()
+    # the trainer restarts from the snapshot: label 2 is handed over again, query 3 is still pending
+    t2 = HumanTeacher(cfg, tmp_path, "Hopper-v5", None, k=2, budget=10, log=lambda m: None)
+    t2.load_state_dict(snapshot)
+    (pool2, again), = t2.collect(wait=False)
+    assert len(again.ranking) == 1 and np.array_equal(pool2.obs[0].numpy(), store.segments(2)["obs"])
+    assert again.ranking[0].tolist() == [0, 1]  # "right" with segment 0 shown on the right
+    assert t2.pending() == 1 and t2.already_asked() == 3
+    assert store.next_query("p")[0]["id"] == 3  # labelled queries are not asked again
+    t2.close()
+
+
+def test_export_and_import_keep_every_label_and_its_training_target(tmp_path):
+    store = fake_store(tmp_path / "a", n=4, k=2, render=False)
+    store.db.execute("UPDATE queries SET status = 'ready', clips = '[]', clip_fps = 30, clip_frames = 1")
+    store.add_label(1, "ann", "left", [1, 0])  # segment 1 shown left wins
+    store.add_label(2, "ann", "equal", [0, 1])
+    store.add_label(3, "ann", "cant_tell", [0, 1])
+    store.add_label(4, "ann", "right", [0, 1])
+    store.undo_last("ann")
+    store.add_label(4, "bob", "left", [0, 1])
+    store.add_label(1, "bob", "right", [0, 1], is_repeat=True)
+    export_store(store, tmp_path / "export")
+    rows = [json.loads(line) for line in (tmp_path / "export" / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and sum(r["undone"] for r in rows) == 1 and sum(r["is_repeat"] for r in rows) == 1
+    labels, meta = load_labels(tmp_path / "export")
+    assert meta["k"] == 2 and len(labels) == 3  # can't tell, the undone label and the repeat are not trained on
+    assert labels.ranking.tolist() == [[1, 0], [0, 1], [0, 1]] and labels.equal.tolist() == [False, True, False]
+    assert np.array_equal(labels.obs[0], store.segments(1)["obs"])
+    fresh = LabelStore.for_run(tmp_path / "b")
+    assert import_store(tmp_path / "export", fresh) == {"queries": 4, "labels": 5}
+    assert {q: lab["answer"] for q, lab in fresh.training_labels().items()} == \
+        {q: lab["answer"] for q, lab in store.training_labels().items()}
+
+
+def test_bad_human_teacher_settings_name_the_field(tmp_path):
+    for override, field in (("teacher.mode=later", "teacher.mode"), ("teacher.port=99999", "teacher.port"),
+                            ("teacher.clip.format=avi", "teacher.clip.format"),
+                            ("teacher.repeat_fraction=0.9", "teacher.repeat_fraction"),
+                            ("+teacher.colour=red", "teacher.colour")):
+        with pytest.raises(ConfigError) as err:
+            Workspace(tiny_config("teacher=human", override), tmp_path / override)
+        assert field in str(err.value)
+
+
+def _label_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pbrl.human.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@needs_gl
+def test_pbrl_label_demo_renders_queries_and_serves_them(tmp_path):
+    out = _label_cli("--demo", "--queries", "2", "--timeout", "8", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "open http://127.0.0.1:" in out.stdout and "token=" in out.stdout
+    run_dir, = (tmp_path / "outputs" / "label-demo").iterdir()
+    assert len(list((run_dir / "human" / "clips").glob("*.mp4"))) == 4
+    export = _label_cli(str(run_dir), "--export", str(tmp_path / "exp"), cwd=tmp_path)
+    assert export.returncode == 0 and "exported 0 labels" in export.stdout
+
+
+def test_pbrl_label_explains_a_run_without_a_store(tmp_path):
+    out = _label_cli(str(tmp_path), cwd=REPO)
+    assert out.returncode == 2 and "has no label store" in out.stderr and "Traceback" not in out.stderr
+
+
+@needs_gl
+def test_killing_the_trainer_while_it_waits_loses_no_label_and_asks_nothing_twice(tmp_path):
+    """Round 2 is asked and waits; the trainer is killed; a restart waits for the same queries, not new ones."""
+    import os
+    import signal
+
+    from helpers import TINY, run_train, start_train
+
+    run = tmp_path / "run"
+    args = [*TINY, *HUMAN, "steps=1200", "feedback.max_feedback=6", "snapshot.every=800", "eval.every=0",
+            "eval.episodes=1", "eval.video=none", "logger.tensorboard=false", f"hydra.run.dir={run}"]
+    proc = start_train(args, tmp_path, tmp_path / "first.log")
+    stop, given = threading.Event(), []
+    person = threading.Thread(target=_label_over_http, args=(run / "human" / "viewer_url.txt", ["left"], stop, given),
+                              daemon=True)
+    person.start()
+    store_path = run / "human" / "labels.sqlite"
+    deadline = time.time() + 120
+    while len(given) < 3 and time.time() < deadline:  # round 1 (step 600) answered ...
+        time.sleep(0.05)
+    stop.set()  # ... then the person leaves
+    while time.time() < deadline and not (store_path.exists() and LabelStore(store_path).counts()["queries"] == 6):
+        time.sleep(0.1)  # round 2 (step 1000) is asked and waits for the person
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = LabelStore(store_path)
+    assert store.counts()["labelled"] == 3 and store.counts()["queries"] == 6
+    # the person comes back while the run restarts from its step-800 snapshot
+    stop2, given2 = threading.Event(), []
+    (run / "human" / "viewer_url.txt").unlink()
+    person2 = threading.Thread(target=_label_over_http, args=(run / "human" / "viewer_url.txt", ["right"], stop2,
+                                                              given2), daemon=True)
+    person2.start()
+    out = run_train(args, tmp_path, timeout=180)
+    stop2.set()
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "resumed" in out.stdout
+    summary = json.loads((run / "summary.json").read_text())
+    counts = store.counts()
+    assert counts["queries"] == 6 and counts["labelled"] == 6  # round 2's queries were answered, none asked again
+    assert sorted(q for q, _, _ in given + given2) == list(range(1, 7))
+    assert summary["feedback_asked"] == 6 and summary["labels"] == 6

@@ -1,0 +1,199 @@
+"""The labelling page (``pbrl/human/static``) in a real headless Chromium against the real server.
+
+Checks what only a browser can: both clips decode and play on one clock, the keys label, undo and
+rank, and the label store holds what the person answered. Uses the system Chromium through the
+``playwright`` package (never a downloaded browser); skipped when no Chromium is installed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from human_fixtures import fake_store, write_synthetic_clip
+from pbrl.human.server import ViewerConfig, ViewerServer, make_app
+from pbrl.human.store import LabelStore
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
+
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+                 if p and Path(p).is_file()), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+
+# Flags that keep headless Chromium from stalling on a closed network, and let muted clips autoplay.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+FPS = 30.0
+FRAMES = 36  # 1.2 s clips: short to write, long enough to sample within one loop
+ARTEFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
+
+# Samples the shown clips in one evaluation: widths, whether the clock advances (summing forward
+# steps, so a loop restart does not count against it) and the spread of the clips' times.
+SAMPLE_JS = """async () => {
+  const vs = [...document.querySelectorAll('#stage video.clip')];
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  let last = vs[0].currentTime, advanced = 0, spread = [];
+  for (let i = 0; i < 10; i++) {
+    await sleep(50);
+    const ts = vs.map((v) => v.currentTime);
+    spread.push(Math.max(...ts) - Math.min(...ts));
+    if (ts[0] > last) advanced += ts[0] - last;
+    last = ts[0];
+  }
+  return {widths: vs.map((v) => v.videoWidth), advanced, spread, n: vs.length};
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless system Chromium for the module."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@contextmanager
+def open_viewer(browser, run_dir: Path) -> Iterator:
+    """A server over ``run_dir``'s store and a page on it; fails the test on any page error."""
+    server = ViewerServer(make_app(ViewerConfig(run_dir / "human" / "labels.sqlite", run_dir / "human" / "clips")))
+    page = browser.new_page(viewport={"width": 1200, "height": 760})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(server.url)
+        yield page
+        assert not errors, f"errors in the page: {errors}"
+    finally:
+        page.close()
+        server.close()
+
+
+def state(page) -> dict:
+    """The page's test hook: the query on screen, the clock, counters (see ``window.pbrl`` in app.js)."""
+    return page.evaluate("pbrl.state()")
+
+
+def wait_playing(page, timeout_ms: int = 15000) -> dict:
+    """Wait until every clip on screen plays (a hard start has finished) and return the state."""
+    page.wait_for_function("pbrl.state().playing", timeout=timeout_ms)
+    return state(page)
+
+
+def assert_plays_in_sync(page, k: int) -> None:
+    """``k`` clips decoded, the clock moving, and no two clips more than a frame apart at any sample."""
+    s = page.evaluate(SAMPLE_JS)
+    assert s["n"] == k
+    assert all(w > 0 for w in s["widths"]), s
+    assert s["advanced"] > 0.25, f"the clock hardly moved in 0.5 s: {s}"
+    assert max(s["spread"]) < 1 / FPS, f"clips drift apart by more than a frame: {s['spread']}"
+
+
+def save_screenshot(page, tmp_path: Path, name: str) -> None:
+    """Screenshot into the test's tmp dir and a copy into outputs/test-artifacts (git-ignored)."""
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTEFACTS / name)
+
+
+def test_pair_plays_in_sync_labels_and_undoes_by_keyboard(browser, tmp_path):
+    store = fake_store(tmp_path, n=5, k=2, frames=FRAMES, fps=FPS)
+    with open_viewer(browser, tmp_path) as page:
+        wait_playing(page)
+        assert_plays_in_sync(page, 2)
+        page.wait_for_function("pbrl.state().held.length === 2")  # the next pair is leased and preloading
+        held = state(page)["held"]
+        assert held[0] != held[1]
+        assert page.inner_text("#instruction") == "Which clip shows the better behaviour?"
+        save_screenshot(page, tmp_path, "viewer.png")
+
+        # typing a name must not trigger the keys ("z" undoes, "r" replays) and is remembered
+        page.fill("#annotator", "")
+        page.click("#annotator")
+        page.keyboard.type("liz r")
+        page.keyboard.press("Enter")
+        s = state(page)
+        assert (s["annotator"], s["labelsSent"], s["undos"]) == ("liz r", 0, 0)
+        assert page.evaluate("localStorage.getItem('pbrl.annotator')") == "liz r"
+
+        shown = []
+        for i, key in enumerate(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]):
+            s = wait_playing(page)
+            shown.append((s["queryId"], s["order"]))
+            page.keyboard.press(key)
+            page.wait_for_function(f"pbrl.state().labelsSent === {i + 1} && pbrl.state().queryId !== {s['queryId']}")
+            t = time.perf_counter()
+            wait_playing(page)
+            assert time.perf_counter() - t < 3.0, "the preloaded pair did not start at once"
+
+        page.keyboard.press("Backspace")  # undo: the last labelled pair comes back first
+        page.wait_for_function(f"pbrl.state().undos === 1 && pbrl.state().queryId === {shown[-1][0]}")
+
+        # a refused label shows its error and keeps the pair
+        page.route("**/api/label", lambda route: route.fulfill(
+            status=400, content_type="application/json", body='{"error": "test refusal", "field": "answer"}'))
+        wait_playing(page)
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("pbrl.state().message !== null && pbrl.state().message.includes('test refusal')")
+        assert state(page)["queryId"] == shown[-1][0]
+        page.unroute("**/api/label")
+
+        # the live progress shows the trainer waiting for labels
+        store.set_meta("trainer_step", 12000)
+        store.set_meta("total_steps", 100000)
+        store.set_meta("waiting_since", time.time())
+        page.wait_for_selector("#waiting-banner:not([hidden])", timeout=5000)
+        assert "12,000 / 100,000" in page.inner_text("#trainer")
+
+        page.click("#stats-button")
+        page.wait_for_selector("#stats-body table")
+        assert "liz r" in page.inner_text("#stats-body")
+
+    labels = LabelStore(store.path).labels(include_undone=True)
+    assert [lab["answer"] for lab in labels] == ["left", "right", "equal", "cant_tell"]
+    assert [(lab["query_id"], lab["shown_order"]) for lab in labels] == [(q, o) for q, o in shown]
+    assert [lab["undone"] for lab in labels] == [0, 0, 0, 1]
+    assert {lab["annotator"] for lab in labels} == {"liz r"}
+    assert all(lab["response_ms"] > 0 and isinstance(lab["replays"], int) and not lab["is_repeat"] for lab in labels)
+
+
+def test_ranking_mode_ranks_k_clips_by_number_keys(browser, tmp_path):
+    store = fake_store(tmp_path, n=2, k=3, frames=FRAMES, fps=FPS)
+    with open_viewer(browser, tmp_path) as page:
+        s = wait_playing(page)
+        assert_plays_in_sync(page, 3)
+        page.keyboard.press("1")
+        page.keyboard.press("Backspace")  # takes back the pick, not a label
+        assert state(page)["ranking"] == [] and state(page)["undos"] == 0
+        page.keyboard.press("3")
+        page.keyboard.press("1")
+        page.wait_for_function("pbrl.state().ranking.length === 2")
+        save_screenshot(page, tmp_path, "viewer-ranking.png")
+        page.keyboard.press("2")  # the last pick submits
+        page.wait_for_function("pbrl.state().labelsSent === 1")
+
+    (label,) = LabelStore(store.path).labels()
+    order = s["order"]
+    assert label["query_id"] == s["queryId"] and label["answer"] == "ranking"
+    assert label["shown_order"] == order
+    assert label["ranking"] == [order[2], order[0], order[1]]  # screen positions mapped to stored segments
+
+
+def test_waits_for_clips_then_shows_them(browser, tmp_path):
+    store = fake_store(tmp_path, n=1, k=2, frames=FRAMES, fps=FPS, render=False)
+    with open_viewer(browser, tmp_path) as page:
+        page.wait_for_selector("#empty:not([hidden])", timeout=5000)
+        assert "rendering" in page.inner_text("#empty")
+        clip_dir = tmp_path / "human" / "clips"
+        names = [f"late_{s}.mp4" for s in range(2)]
+        for s, name in enumerate(names):
+            write_synthetic_clip(clip_dir / name, (90 + 60 * s, 90, 90), FRAMES, FPS)
+        store.mark_rendered(1, names, FPS, FRAMES)
+        wait_playing(page)
+        assert state(page)["queryId"] == 1
