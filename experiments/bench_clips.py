@@ -9,8 +9,11 @@ random 50-step segments per format with one ClipRenderer (320x240, ~30 fps, 0.2 
 per format is rendered first and not timed (GL context, ffmpeg start-up). ms/clip covers restoring
 the states, rendering offscreen and encoding; the rendering alone is timed once more without
 encoding. CPU ms/clip (this process and its ffmpeg children) does not depend on what else the
-machine runs; wall-clock figures do, so the load average is printed with them. Writes the table
-to experiments/results/bench_clips.md (use --out to change).
+machine runs; wall-clock figures do, so the load average is printed with them. "Plays in
+Chromium": one clip per format opened in headless Debian chromium (Playwright, ``executable_path``)
+as the viewer shows it (``muted``, no controls): its ``videoWidth`` and whether ``currentTime``
+advances over half a second ("n/a" without chromium). Writes the table to
+experiments/results/bench_clips.md (use --out to change).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +55,33 @@ def cpu_seconds() -> float:
     """CPU time of this process and its finished children (the ffmpeg encoders)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def plays_in_chromium(path: Path) -> str:
+    """``videoWidth`` and the clock's advance of ``path`` in headless chromium, or "n/a"."""
+    chromium = shutil.which("chromium")
+    if chromium is None or path.suffix == ".gif":
+        return "n/a"
+    from playwright.sync_api import sync_playwright
+
+    page_file = path.with_suffix(".html")
+    page_file.write_text(f'<video id="v" src="{path.name}" muted autoplay playsinline></video>')
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        page = browser.new_page()
+        page.goto(page_file.as_uri())
+        result = page.evaluate("""async () => {
+          const v = document.getElementById('v');
+          for (let i = 0; i < 100 && v.readyState < 2; i++) await new Promise(r => setTimeout(r, 50));
+          const t0 = v.currentTime; await new Promise(r => setTimeout(r, 500));
+          return {width: v.videoWidth, advanced: v.currentTime - t0, error: v.error && v.error.code};
+        }""")
+        browser.close()
+    ok = result["width"] > 0 and result["advanced"] > 0
+    return (f"yes (width {result['width']}, +{result['advanced']:.2f} s in 0.5 s)" if ok
+            else f"NO (width {result['width']}, error {result['error']})")
 
 
 def main() -> None:
@@ -87,14 +118,16 @@ def main() -> None:
             kb = np.mean([info.path.stat().st_size for info in infos]) / 1024
             rows.append(f"| {fmt} | {args.clips / seconds:.1f} | {1000 * seconds / args.clips:.0f} "
                         f"| {1000 * cpu / args.clips:.0f} | {kb:.0f} "
-                        f"| {infos[0].frames} ({infos[0].fps:g} fps, {infos[0].duration_s:.2f} s) |")
+                        f"| {infos[0].frames} ({infos[0].fps:g} fps, {infos[0].duration_s:.2f} s) "
+                        f"| {plays_in_chromium(infos[0].path)} |")
 
     info, load = infos[0], os.getloadavg()[0]
     text = [f"## {time.strftime('%Y-%m-%d')}: {args.env} clips, {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores, MUJOCO_GL={os.environ.get('MUJOCO_GL')}, load average {load:.1f}", "",
             f"{args.clips} random {args.segment}-step segments per format, {info.width}x{info.height}, one "
             "ClipRenderer each (setup and one warm-up clip not timed); one ffmpeg thread per clip.", "",
-            "| format | clips/s | ms/clip | CPU ms/clip | KB/clip | frames/clip |", "|---|---|---|---|---|---|",
+            "| format | clips/s | ms/clip | CPU ms/clip | KB/clip | frames/clip | plays in Chromium |",
+            "|---|---|---|---|---|---|---|",
             *rows, "",
             f"Rendering alone (restore state + offscreen frame, no encoding): {render_ms:.0f} ms/clip, "
             f"{render_cpu_ms:.0f} CPU ms/clip.", "",

@@ -228,3 +228,20 @@ def test_killing_the_trainer_while_it_waits_loses_no_label_and_asks_nothing_twic
     assert counts["queries"] == 6 and counts["labelled"] == 6  # round 2's queries were answered, none asked again
     assert sorted(q for q, _, _ in given + given2) == list(range(1, 7))
     assert summary["feedback_asked"] == 6 and summary["labels"] == 6
+
+
+@needs_gl
+def test_a_crashed_render_worker_is_restarted_and_renders_what_waits(tmp_path):
+    from pbrl.human.worker import RenderWorker, wait_rendered
+
+    store = fake_store(tmp_path, n=2, render=False)  # 12-number states: Hopper's qpos ++ qvel
+    worker = RenderWorker(store.path, tmp_path / "human" / "clips", "Hopper-v5").start()
+    try:
+        worker._proc.kill()  # the render process crashes
+        worker._proc.wait()
+        assert "restarted (1/3)" in worker.check() and worker.alive
+        wait_rendered(store, timeout=60)
+        assert [r["status"] for r in store.db.execute("SELECT status FROM queries")] == ["ready", "ready"]
+        assert len(list((tmp_path / "human" / "clips").glob("q*.mp4"))) == 4
+    finally:
+        worker.stop()
