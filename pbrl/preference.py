@@ -80,7 +80,8 @@ class PreferenceLearner:
         self.ledger = ledger
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
         run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
-               "budget": int(self.fb["max_feedback"]), "seed": int(cfg.get("seed", 0))}
+               "budget": int(self.fb["max_feedback"]), "seed": int(cfg.get("seed", 0)),
+               "instruction": cfg.get("instruction")}
         self.teacher: Teacher = make_teacher(cfg["teacher"], ledger, np.random.default_rng(int(rng.integers(2**63))),
                                              run)
         self.asked = 0  # queries put to the teacher, skipped ones included (the budget counts these)

@@ -35,6 +35,7 @@ from pbrl.common.logger import Logger
 from pbrl.common.schedule import Every, Until
 from pbrl.common.utils import resolve_threads, rng_state, select_device, set_rng_state, set_seed
 from pbrl.envs import get_sim_state, make_env, spec_of
+from pbrl.envs.flips import flip_metrics
 from pbrl.envs.render import FrameRenderer, frame_stride, write_mp4
 from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.intrinsic.state_entropy import StateEntropy
@@ -47,6 +48,7 @@ RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapsh
                      "reward_model.relabel_batch", "teacher.serve", "teacher.host", "teacher.port",
                      "teacher.instruction")  # keys or key prefixes; relabel chunking changes no result
 VIDEO_MODES = ("none", "last", "all")
+EVAL_METRICS = ("flips",)  # extra evaluation metrics from the simulator state (pbrl/envs/flips.py)
 
 
 def validate(cfg: Mapping[str, Any]) -> None:
@@ -59,6 +61,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
     check_int("eval.every", cfg["eval"]["every"], minimum=0)
     check_int("eval.episodes", cfg["eval"]["episodes"], minimum=1)
     check_choice("eval.video", cfg["eval"]["video"], VIDEO_MODES)
+    metrics = cfg["eval"].get("metrics", [])
+    if not isinstance(metrics, list) or any(m not in EVAL_METRICS for m in metrics):
+        raise ConfigError("eval.metrics", f"got {metrics!r}; allowed: a list of {', '.join(EVAL_METRICS)}")
+    if "flips" in metrics and not cfg["env"]["id"].split("/")[-1].startswith(("Hopper", "Walker2d", "HalfCheetah")):
+        raise ConfigError("eval.metrics", f"flips reads a planar body's pitch (Hopper, Walker2d, HalfCheetah), "
+                                          f"not {cfg['env']['id']}")
     check_int("snapshot.every", cfg["snapshot"]["every"], minimum=0)
     if not isinstance(cfg["env"].get("terminate", True), bool):
         raise ConfigError("env.terminate", f"got {cfg['env']['terminate']!r}; allowed: true, false")
@@ -405,20 +413,28 @@ class Workspace:
         """Deterministic-policy return over ``eval.episodes`` episodes with fixed start seeds."""
         mode = self.cfg["eval"]["video"]
         record = mode == "all" or (mode == "last" and final)
-        returns, learned = [], []
+        returns, learned, flips = [], [], []
         for i in range(self.cfg["eval"]["episodes"]):
             frames = [] if (record and i == 0) else None
             trajectory: list | None = [] if self.preference else None
+            qpos: list | None = [] if "flips" in self.cfg["eval"]["metrics"] else None
             returns.append(self._eval_episode(seed=self.cfg["seed"] + 1_000_000 + i, frames=frames,
-                                              trajectory=trajectory))
+                                              trajectory=trajectory, qpos=qpos))
             if trajectory:
                 learned.append(self._learned_return(trajectory))
+            if qpos:
+                flips.append(flip_metrics(np.stack(qpos)))
             if frames:
                 self._save_video(frames)
         row = {"env_step": self.step, "eval_return_mean": float(np.mean(returns)),
                "eval_return_std": float(np.std(returns))}
         if learned:
             row["eval_learned_return_mean"] = float(np.mean(learned))
+        if flips:  # backward turns per episode; share of episodes with a whole turn, and with a landed one
+            row["eval_rotations_mean"] = float(np.mean([f["rotations"] for f in flips]))
+            row["eval_flip_rate"] = float(np.mean([f["completed"] >= 1 for f in flips]))
+            row["eval_landed_rate"] = float(np.mean([f["landed"] >= 1 for f in flips]))
+            row["eval_landed_mean"] = float(np.mean([f["landed"] for f in flips]))
         return row
 
     def _learned_return(self, trajectory: list) -> float:
@@ -429,8 +445,12 @@ class Workspace:
         action = torch.as_tensor(np.stack([a for _, a in trajectory]))
         return float(self.learner.model.reward(obs, action).sum())
 
-    def _eval_episode(self, seed: int, frames: list | None, trajectory: list | None = None) -> float:
+    def _eval_episode(self, seed: int, frames: list | None, trajectory: list | None = None,
+                      qpos: list | None = None) -> float:
+        """One deterministic episode's return; fills ``frames``, ``trajectory`` (obs, action) and ``qpos`` if given."""
         obs, _ = self.eval_env.reset(seed=seed)
+        if qpos is not None:
+            qpos.append(self.eval_env.unwrapped.data.qpos.copy())
         stride = frame_stride(self.eval_env.metadata.get("render_fps"))
         total, t, done = 0.0, 0, False
         while not done:
@@ -440,6 +460,8 @@ class Workspace:
             if trajectory is not None:
                 trajectory.append((obs, action))
             obs, reward, terminated, truncated, _ = self.eval_env.step(action)
+            if qpos is not None:
+                qpos.append(self.eval_env.unwrapped.data.qpos.copy())
             total += float(reward)
             t += 1
             done = terminated or truncated
@@ -534,6 +556,10 @@ class Workspace:
             summary["final_eval_learned_return"] = last.get("eval_learned_return_mean")
             summary["reward_correlation"] = self._reward_correlation()
             summary.update(self.timings)
+        if "flips" in self.cfg["eval"]["metrics"] and self.logger.eval_rows:
+            last = self.logger.eval_rows[-1]
+            summary.update({f"final_{k}": last[k] for k in ("eval_rotations_mean", "eval_flip_rate", "eval_landed_rate",
+                                                             "eval_landed_mean")})
         # strict JSON: a metric that is not defined yet (NaN) is written as null
         summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
         tmp = self.summary_path.with_suffix(".tmp")

@@ -42,7 +42,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if unknown:
         raise ConfigError(f"teacher.{unknown[0]}", f"not a human-teacher setting; allowed: {', '.join(sorted(FIELDS))}")
     check_choice("teacher.mode", cfg.get("mode", "sync"), MODES)
-    if not isinstance(cfg.get("instruction", ""), str):
+    if not isinstance(cfg.get("instruction") or "", str):
         raise ConfigError("teacher.instruction", f"got {cfg['instruction']!r}; must be text")
     if not isinstance(cfg.get("serve", True), bool):
         raise ConfigError("teacher.serve", f"got {cfg['serve']!r}; allowed: true, false")

@@ -35,21 +35,29 @@ class ScriptedTeacher(Teacher):
         self.margin_episodes = margin_episodes
         self.thres_skip, self.thres_equal = -np.inf, 0.0
 
-    def _thresholds(self, length: int) -> tuple[float, float]:
-        """(skip, equal) thresholds for segments of ``length`` steps, from the latest training episodes."""
+    def step_rewards(self, queries: QueryPool) -> np.ndarray:
+        """``[N, K, T]``: what the teacher judges each step by; here the true reward of its buffer slot."""
+        return self.ledger.reward[queries.index]
+
+    def margin(self, length: int, rewards: np.ndarray) -> float | None:
+        """The scale of a segment's return the thresholds are fractions of (None: not known yet)."""
         per_step = self.ledger.mean_step_reward(self.margin_episodes)
-        if per_step is None:  # no finished episode yet: nothing skipped or equal
+        return None if per_step is None else per_step * length
+
+    def _thresholds(self, length: int, rewards: np.ndarray) -> tuple[float, float]:
+        """(skip, equal) thresholds for segments of ``length`` steps, from the latest training episodes."""
+        margin = self.margin(length, rewards)
+        if margin is None:  # no finished episode yet: nothing skipped or equal
             return -np.inf, 0.0
-        margin = per_step * length
         # as in B-Pref, skipping needs a positive threshold: with negative returns "poor" has no meaning
         skip = self.eps_skip * margin if self.eps_skip > 0 and margin > 0 else -np.inf
         return skip, self.eps_equal * abs(margin)
 
     def answer(self, queries: QueryPool) -> Answers:
-        """Label each query from the true rewards of its segments' buffer slots."""
-        rewards = self.ledger.reward[queries.index]  # [N, K, T]
+        """Label each query from the per-step rewards of its segments (``step_rewards``)."""
+        rewards = self.step_rewards(queries)  # [N, K, T]
         n, k, length = rewards.shape
-        self.thres_skip, self.thres_equal = self._thresholds(length)
+        self.thres_skip, self.thres_equal = self._thresholds(length, rewards)
         returns = rewards.sum(-1)  # [N, K]
         skipped = returns.max(-1) <= self.thres_skip
         equal = (returns.max(-1) - returns.min(-1)) < self.thres_equal
