@@ -4,7 +4,7 @@
     python experiments/backflip.py --report-only    # tables, curves and the GIF from what has finished
 
 One hydra multirun over the seeds (two runs side by side, 1 torch thread each, bf16), then
-``pbrl-report`` for the eval-return curves, then a table of the flip metrics every evaluation logs
+``pbrl-report --metric final_eval_flip_rate`` (mean, std and IQM over seeds; eval-return curves), then a table of the flip metrics every evaluation logs
 (``eval.metrics=[flips]``: backward turns per episode, the share of episodes with a whole backward
 turn and with a landed flip), read from each run's ``metrics.csv`` and ``summary.json``. The bar:
 a whole backward turn in at least 80 % of evaluation episodes, on each seed, with at most 1000
@@ -70,7 +70,8 @@ def main() -> None:
     if not args.report_only:
         multirun(sweep, ["experiment=backflip", f"seed={args.seeds}", "precision=bf16", "threads=1"])
     out = RESULTS / "backflip"
-    report([sweep], out, "tag", "Backflip (scripted backflip teacher, 1000 labels)")
+    # the aggregate is the share of eval episodes with a whole backward turn; the curves show eval return
+    report([sweep], out, "tag", "Backflip (scripted backflip teacher, 1000 labels)", metric="final_eval_flip_rate")
 
     lines = ["| seed | env steps | labels | whole backward turn (share of eval episodes) | landed flip (share) | "
              "backward turns per episode | first step with the turn share >= 80 % |", "|---|---|---|---|---|---|---|"]

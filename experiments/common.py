@@ -29,8 +29,9 @@ def multirun(sweep_dir: Path, overrides: list[str], n_jobs: int = 2) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
-def report(dirs: list[Path], out: Path, by: str, title: str) -> int:
-    """``pbrl-report <dirs> --by <keys> --out <out>``: markdown table and plots, printed and saved."""
-    cmd = [sys.executable, "-m", "pbrl.report", *map(_rel, dirs), "--by", by, "--out", _rel(out), "--title", title]
+def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None = None) -> int:
+    """``pbrl-report <dirs> --by <keys> --out <out> [--metric <key>]``: markdown table and plots, printed and saved."""
+    cmd = [sys.executable, "-m", "pbrl.report", *map(_rel, dirs), "--by", by, "--out", _rel(out), "--title", title,
+           *(["--metric", metric] if metric else [])]
     print("+", " ".join(cmd[1:]), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
