@@ -143,6 +143,18 @@ def test_undo_after_the_trainer_took_the_label_is_a_conflict(tmp_path):
     assert store.undo_last("ben") is None  # nothing to undo
 
 
+def test_a_label_undone_while_the_trainer_reads_is_not_taken(tmp_path):
+    store = ready_store(tmp_path)
+    first = store.add_label(1, "ann", "left", [0, 1])
+    second = store.add_label(2, "ann", "right", [0, 1])
+    read = [lab["id"] for lab in store.training_labels().values()]  # the trainer reads both ...
+    store.undo_last("ann")  # ... the person takes the second back ...
+    assert store.mark_consumed(read) == {first}  # ... and only the first is taken
+    assert store.mark_consumed([]) == set()
+    assert [r["consumed"] is not None for r in store.labels(include_undone=True)] == [True, False]
+    assert second in read
+
+
 def test_an_undone_query_goes_back_to_its_annotator_only(tmp_path):
     store = ready_store(tmp_path)
     assert store.next_query("ann")[0]["id"] == 1

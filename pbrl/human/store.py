@@ -357,10 +357,19 @@ class LabelStore:
                 out[lab["query_id"]] = lab
         return out
 
-    def mark_consumed(self, label_ids: list[int]) -> None:
-        """The trainer has taken these labels: from now on they cannot be undone."""
+    def mark_consumed(self, label_ids: list[int]) -> set[int]:
+        """The trainer takes these labels: from now on they cannot be undone.
+
+        Returns the ids actually taken: a label undone since the trainer read it is left out, in the
+        same transaction, so the trainer never trains on an answer the person took back.
+        """
+        now = time.time()
         with self.transaction() as db:
-            db.executemany("UPDATE labels SET consumed = ? WHERE id = ?", [(time.time(), i) for i in label_ids])
+            db.executemany("UPDATE labels SET consumed = ? WHERE id = ? AND undone = 0", [(now, i) for i in label_ids])
+            taken = {int(r[0]) for r in db.execute(
+                f"SELECT id FROM labels WHERE consumed = ? AND id IN ({','.join('?' * len(label_ids))})",
+                (now, *label_ids))} if label_ids else set()
+        return taken
 
     def counts(self) -> dict[str, int]:
         """Queries by state and labels by kind, for the live progress bar."""

@@ -206,6 +206,9 @@ class HumanTeacher(Teacher):
     def _collect_rows(self) -> list[tuple[QueryPool, Answers, list[int]]]:
         """Labels (and failed queries) not handed over yet, as one QueryPool + Answers; marks them consumed."""
         labels = [lab for lab in self.store.training_labels().values() if lab["id"] > self.delivered]
+        if labels:  # take them first: one undone in the meantime is dropped here, and comes back relabelled
+            taken = self.store.mark_consumed([lab["id"] for lab in labels])
+            labels = [lab for lab in labels if lab["id"] in taken]
         failed = [int(r["id"]) for r in self.store.db.execute("SELECT id FROM queries WHERE status = 'failed'")
                   if int(r["id"]) not in self.failed_seen]
         if not labels and not failed:
@@ -227,7 +230,6 @@ class HumanTeacher(Teacher):
             ranking.append(list(range(seg["obs"].shape[0]))), equal.append(False), skipped.append(True)
             self.log(f"query {qid} could not be rendered and is skipped")
         if labels:
-            self.store.mark_consumed([lab["id"] for lab in labels])
             self.delivered = max(self.delivered, max(lab["id"] for lab in labels))
         self.failed_seen.update(failed)
         pool = QueryPool(np.stack(index), torch.from_numpy(np.stack(obs)), torch.from_numpy(np.stack(action)))
