@@ -4,7 +4,8 @@
     python experiments/backflip.py --report-only    # tables, curves and the GIF from what has finished
 
 One hydra multirun over the seeds (two runs side by side, 1 torch thread each, bf16), then
-``pbrl-report --metric final_eval_flip_rate`` (mean, std and IQM over seeds; eval-return curves), then a table of the flip metrics every evaluation logs
+``pbrl-report --metric final_eval_flip_rate`` (mean, std and IQM over seeds; eval-return curves), then a plot
+(``flips.png``: the flip metrics against env steps) and a table of the flip metrics every evaluation logs
 (``eval.metrics=[flips]``: backward turns per episode, the share of episodes with a whole backward
 turn and with a landed flip), read from each run's ``metrics.csv`` and ``summary.json``. The bar:
 a whole backward turn in at least 80 % of evaluation episodes, on each seed, with at most 1000
@@ -60,6 +61,32 @@ def make_gif(video: Path, out: Path, width: int = 240, fps: float = 15.0, max_mb
     raise RuntimeError(f"{out} is larger than {max_mb} MB even at {w} px wide")
 
 
+def plot_flips(runs: list[Path], path: Path) -> None:
+    """Backward turns per episode and the flip / landed-flip shares against env steps, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for run in runs:
+        rows = _rows(run / "metrics.csv")
+        steps = [int(r["env_step"]) / 1000 for r in rows]
+        seed = run.name.rsplit("seed=", 1)[-1].split(",")[0]
+        for ax, key in zip(axes, ("eval_rotations_mean", "eval_flip_rate", "eval_landed_rate")):
+            ax.plot(steps, [float(r[key]) for r in rows], label=f"seed {seed}")
+    for ax, title in zip(axes, ("backward turns per episode", "share of episodes with a whole backward turn",
+                                "share of episodes with a landed flip")):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("env steps (k)")
+        ax.grid(alpha=0.3)
+    axes[1].axhline(BAR, color="grey", ls="--", lw=1)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
@@ -92,9 +119,10 @@ def main() -> None:
         turns = np.array([s["final_eval_rotations_mean"] for _, s in finished])
         lines.append(f"| mean ± std ({len(finished)} seeds) | | | {rates.mean():.0%} ± {rates.std():.0%} | "
                      f"{landed.mean():.0%} ± {landed.std():.0%} | {turns.mean():.2f} ± {turns.std():.2f} | |")
-        lines += ["", f"Bar (a whole backward turn in >= {BAR:.0%} of eval episodes on every seed): "
-                  + ("met" if len(finished) >= 3 and (rates >= BAR).all() else "not met")
-                  + f" ({len(finished)} finished seeds)."]
+        verdict = ("met" if (rates >= BAR).all() else "not met") if len(finished) >= 3 else \
+            f"not decided yet: {len(finished)} of 3 seeds finished"
+        lines += ["", f"Bar (a whole backward turn in >= {BAR:.0%} of eval episodes on every seed, >= 3 seeds): "
+                  f"{verdict}."]
     text = "\n".join(["# Backflip: flip metrics at the final evaluation", "",
                       f"Command: `python experiments/backflip.py --seeds {args.seeds}`; runs in `{_rel(sweep)}`.",
                       "Each evaluation: 10 deterministic 500-step episodes (4 s) without termination.", ""]
@@ -102,6 +130,9 @@ def main() -> None:
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "flips.md").write_text(text)
+    if finished:
+        plot_flips([run for run, _ in finished], out / "flips.png")
+        print(f"wrote {_rel(out / 'flips.png')}")
     if args.gif and finished:
         run, _ = max(finished, key=lambda rs: (rs[1]["final_eval_landed_mean"], rs[1]["final_eval_rotations_mean"]))
         videos = sorted((run / "videos").glob("eval_*.mp4"))
