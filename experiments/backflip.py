@@ -123,8 +123,9 @@ def main() -> None:
             f"not decided yet: {len(finished)} of 3 seeds finished"
         lines += ["", f"Bar (a whole backward turn in >= {BAR:.0%} of eval episodes on every seed, >= 3 seeds): "
                   f"{verdict}."]
+    seeds = ",".join(str(s["seed"]) for _, s in finished) or args.seeds  # every finished seed, however many calls ran them
     text = "\n".join(["# Backflip: flip metrics at the final evaluation", "",
-                      f"Command: `python experiments/backflip.py --seeds {args.seeds}`; runs in `{_rel(sweep)}`.",
+                      f"Command: `python experiments/backflip.py --seeds {seeds}`; runs in `{_rel(sweep)}`.",
                       "Each evaluation: 10 deterministic 500-step episodes (4 s) without termination.", ""]
                      + lines) + "\n"
     print(text)
