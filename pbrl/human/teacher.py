@@ -78,7 +78,6 @@ class HumanTeacher(Teacher):
     def __init__(self, cfg: Mapping[str, Any], run_dir: str | Path, env_id: str, env_kwargs: Mapping | None,
                  k: int, budget: int, seed: int = 0, log: Callable[[str], None] | None = None):
         validate(cfg)
-        self.cfg = dict(cfg)
         self.asynchronous = cfg.get("mode", "sync") == "async"
         self.log = log or (lambda msg: print(f"pbrl: {msg}", flush=True))
         self.grace_s = float(cfg.get("undo_grace_s", 3.0))
