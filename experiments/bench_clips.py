@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -59,17 +58,16 @@ def cpu_seconds() -> float:
 
 def plays_in_chromium(path: Path) -> str:
     """``videoWidth`` and the clock's advance of ``path`` in headless chromium, or "n/a"."""
-    chromium = shutil.which("chromium")
-    if chromium is None or path.suffix == ".gif":
+    from pbrl.human.browser import chromium_path, launch
+
+    if chromium_path() is None or path.suffix == ".gif":
         return "n/a"
     from playwright.sync_api import sync_playwright
 
     page_file = path.with_suffix(".html")
     page_file.write_text(f'<video id="v" src="{path.name}" muted autoplay playsinline></video>')
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        browser = launch(p)
         page = browser.new_page()
         page.goto(page_file.as_uri())
         result = page.evaluate("""async () => {

@@ -84,14 +84,13 @@ def screenshot(url_file, path, after_s: float, stop: threading.Event) -> None:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
+    from pbrl.human.browser import launch
+
     if stop.wait(after_s):
         return
     url = url_file.read_text().strip()
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1100, "height": 600})
         page.add_init_script("localStorage.setItem('pbrl.annotator', 'alice')")
         page.goto(url)

@@ -265,9 +265,9 @@ class Workspace:
 
     def _feedback_due(self) -> bool:
         """PEBBLE's schedule: a round right after pretraining, then every num_interact steps while budget lasts."""
-        if not self.learner.wants_round() or self.step < self.first_round_step:
+        if self.step < self.first_round_step or (self.step - self.first_round_step) % self.cfg["feedback"]["num_interact"]:
             return False
-        return (self.step - self.first_round_step) % self.cfg["feedback"]["num_interact"] == 0
+        return self.learner.wants_round()  # last: a person's teacher answers it from its database
 
     def _awaiting_first_round(self) -> bool:
         """The first round is due but has not been asked yet (no episode long enough for a segment)."""

@@ -16,18 +16,15 @@ from typing import Iterator
 import pytest
 
 from human_fixtures import fake_store, write_synthetic_clip
+from pbrl.human.browser import chromium_path, launch
 from pbrl.human.server import ViewerConfig, ViewerServer, make_app
 from pbrl.human.store import LabelStore
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need the playwright package")
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
-                 if p and Path(p).is_file()), None)
+CHROMIUM = chromium_path()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 
-# Flags that keep headless Chromium from stalling on a closed network, and let muted clips autoplay.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 FPS = 30.0
 FRAMES = 36  # 1.2 s clips: short to write, long enough to sample within one loop
 ARTEFACTS = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
@@ -53,7 +50,7 @@ SAMPLE_JS = """async () => {
 def browser():
     """One headless system Chromium for the module."""
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = launch(p)
         yield b
         b.close()
 

@@ -170,7 +170,7 @@ class HumanTeacher(Teacher):
 
     def _check_worker(self) -> None:
         message = self.worker.check()
-        if message and self.worker._gave_up:
+        if message and self.worker.gave_up:
             raise RuntimeError(message)  # nothing more can be shown to the person: stop rather than wait forever
         if message:
             self.log(message)

@@ -119,6 +119,11 @@ class RenderWorker:
         return f"the clip renderer died (exit code {code}); restarted ({self.restarts}/{self.max_restarts})"
 
     @property
+    def gave_up(self) -> bool:
+        """The worker died more than ``max_restarts`` times: no more clips will come."""
+        return self._gave_up
+
+    @property
     def alive(self) -> bool:
         return self._proc.poll() is None
 
