@@ -1,32 +1,33 @@
 """How fast pbrl renders the clips a human labeller watches, per video format.
 
-    python experiments/bench_clips.py                      # Hopper-v5, 50-step segments, 20 clips each
-    python experiments/bench_clips.py --clips 50 --formats mp4,webm,gif
+    python experiments/bench_clips.py                      # Hopper-v5, 1 s (125-step) segments at 640x480, 20 clips each
+    python experiments/bench_clips.py --segment 50 --width 320 --height 240   # the clips before issue 13
 
 Collects a few random-action Hopper-v5 episodes (``terminate_when_unhealthy=False``, so they are
 long enough for the segments) with the simulator state of every step, then renders ``--clips``
-random 50-step segments per format with one ClipRenderer (320x240, ~30 fps, 0.2 s hold). One clip
+random segments per format with one ClipRenderer (the human teacher's defaults: 640x480, ~30 fps,
+0.2 s hold, 125 steps = 1 s of Hopper). One clip
 per format is rendered first and not timed (GL context, ffmpeg start-up). ms/clip covers restoring
 the states, rendering offscreen and encoding; the rendering alone is timed once more without
 encoding. CPU ms/clip (this process and its ffmpeg children) does not depend on what else the
 machine runs; wall-clock figures do, so the load average is printed with them. "Plays in
 Chromium": one clip per format opened in headless Debian chromium (Playwright, ``executable_path``)
 as the viewer shows it (``muted``, no controls): its ``videoWidth`` and whether ``currentTime``
-advances over half a second ("n/a" without chromium). Writes the table to
-experiments/results/bench_clips.md (use --out to change).
+advances over half a second ("n/a" without chromium). Writes the table to the top of
+experiments/results/bench_clips.md (use --out to change); earlier measurements stay below it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from common import machine
 from pbrl.envs import get_sim_state, make_env
 from pbrl.human.clips import ClipRenderer
 
@@ -86,7 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="Hopper-v5", help="a MuJoCo gymnasium id")
     parser.add_argument("--clips", type=int, default=20, help="timed clips per format")
-    parser.add_argument("--segment", type=int, default=50, help="env steps per clip")
+    parser.add_argument("--segment", type=int, default=125, help="env steps per clip (125 = 1 s of Hopper)")
+    parser.add_argument("--width", type=int, default=640, help="clip width in pixels")
+    parser.add_argument("--height", type=int, default=480, help="clip height in pixels")
     parser.add_argument("--formats", default="mp4,webm", help="comma-separated: mp4, webm, gif")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_clips.md")
     args = parser.parse_args()
@@ -102,7 +105,7 @@ def main() -> None:
     rows, render_ms, render_cpu_ms = [], None, None
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats.split(","):
-            with ClipRenderer(args.env, ENV_KWARGS, fmt=fmt) as clips:
+            with ClipRenderer(args.env, ENV_KWARGS, args.width, args.height, fmt=fmt) as clips:
                 clips.render(segments[-1], Path(tmp) / f"warmup.{fmt}")
                 start, cpu = time.perf_counter(), cpu_seconds()
                 infos = [clips.render(s, Path(tmp) / f"{fmt}_{i:03d}.{fmt}") for i, s in enumerate(segments[:-1])]
@@ -120,8 +123,8 @@ def main() -> None:
                         f"| {plays_in_chromium(infos[0].path)} |")
 
     info, load = infos[0], os.getloadavg()[0]
-    text = [f"## {time.strftime('%Y-%m-%d')}: {args.env} clips, {platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, MUJOCO_GL={os.environ.get('MUJOCO_GL')}, load average {load:.1f}", "",
+    text = [f"## {time.strftime('%Y-%m-%d')}: {args.env} clips, {machine()}, "
+            f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}, load average {load:.1f}", "",
             f"{args.clips} random {args.segment}-step segments per format, {info.width}x{info.height}, one "
             "ClipRenderer each (setup and one warm-up clip not timed); one ffmpeg thread per clip.", "",
             "| format | clips/s | ms/clip | CPU ms/clip | KB/clip | frames/clip | plays in Chromium |",
@@ -130,10 +133,11 @@ def main() -> None:
             f"Rendering alone (restore state + offscreen frame, no encoding): {render_ms:.0f} ms/clip, "
             f"{render_cpu_ms:.0f} CPU ms/clip.", "",
             f"Command: `python experiments/bench_clips.py --env {args.env} --clips {args.clips} "
-            f"--segment {args.segment} --formats {args.formats}`", ""]
+            f"--segment {args.segment} --width {args.width} --height {args.height} --formats {args.formats}`", ""]
     print("\n".join(text))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(text))
+    earlier = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text("\n".join(text) + ("\n" + earlier if earlier else ""))
     print(f"wrote {args.out}")
 
 

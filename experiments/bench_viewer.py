@@ -8,7 +8,8 @@ real HTTP API every ``--every`` seconds, and a sampler records the ready queue (
 and not yet labelled) twice a second. Prints and saves a table: label acknowledgement latency
 (POST /api/label until the 200, which comes after the commit) p50/p99, the ready queue's depth, how
 often the labeller found nothing to label, and the training speed against the same run with the
-scripted oracle (``--no-baseline`` skips that run). ``--screenshot docs/viewer.png`` also saves
+scripted oracle (``--no-baseline`` skips that run). The new table goes on top of
+experiments/results/bench_viewer.md; earlier ones stay below it. ``--screenshot docs/viewer.png`` also saves
 what a person sees halfway through the session (headless system Chromium through Playwright).
 """
 
@@ -25,12 +26,14 @@ from datetime import date
 
 import numpy as np
 
-from common import RESULTS, ROOT, RUNS
+from common import RESULTS, ROOT, RUNS, machine
 
 sys.path.insert(0, str(ROOT / "tests"))
 
+# teacher=human raises feedback.segment to 1 s of Hopper (125 steps, teacher.min_clip_s) and renders 640x480
+# clips (teacher.clip): the defaults a person gets; the scripted baseline uses the same segments
 OVERRIDES = ["env=hopper", "env.terminate=false", "seed_steps=1000", "pretrain.steps=2000",
-             "feedback.num_interact=1000", "feedback.mb_size=10", "feedback.segment=50", "threads=1",
+             "feedback.num_interact=1000", "feedback.mb_size=10", "feedback.segment=125", "threads=1",
              "progress=false", "eval.every=0", "eval.episodes=2", "eval.video=none", "snapshot.every=0",
              "logger.tensorboard=false"]
 
@@ -42,7 +45,12 @@ def _config(steps: int, teacher: list[str]) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=OVERRIDES + [f"steps={steps}", f"feedback.max_feedback={steps // 50}"]
                       + teacher)
-    return OmegaConf.to_container(cfg, resolve=True)
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    if cfg["teacher"]["name"] == "human":  # what this benchmark claims to time: a person's default clips
+        clip = cfg["teacher"]["clip"]
+        assert (clip["width"], clip["height"], cfg["teacher"]["min_clip_s"]) == (640, 480, 1.0), clip
+    assert cfg["feedback"]["segment"] == 125
+    return cfg
 
 
 def labeller(url_file, every: float, stop: threading.Event, latencies: list, empty: list) -> None:
@@ -155,9 +163,10 @@ def main() -> None:
     human = rows[0]
     lines = [f"# Human teacher under load ({date.today()})", "",
              f"Command: `python experiments/bench_viewer.py --steps {args.steps} --every {args.every:g}` "
-             "(Hopper-v5, termination off, 1 torch thread, 10 queries per 1000 steps; the viewer, the clip "
-             "renderer and a simulated labeller answering over HTTP every "
-             f"{args.every:g} s run beside the training, on this 2-core machine).", "",
+             "(Hopper-v5, termination off, 1 torch thread, 10 queries per 1000 steps, 1 s segments (125 steps) "
+             "rendered as 640x480 mp4; the viewer, the clip renderer and a simulated labeller answering over HTTP "
+             f"every {args.every:g} s run beside the training, on {machine()}; load average at the end "
+             f"{__import__('os').getloadavg()[0]:.1f}).", "",
              "| run | env steps/s | labels | label ack p50 | ack p99 | ready queue min / median / max | "
              "nothing ready: clips still rendering | nothing ready: nothing asked yet |",
              "|---|---|---|---|---|---|---|---|"]
@@ -178,7 +187,9 @@ def main() -> None:
                   "of the same run with the scripted oracle."]
     text = "\n".join(lines) + "\n"
     print(text)
-    (RESULTS / "bench_viewer.md").write_text(text)
+    out = RESULTS / "bench_viewer.md"
+    earlier = out.read_text() if out.exists() else ""  # earlier measurements stay below the new one
+    out.write_text(text + ("\n" + earlier if earlier else ""))
 
 
 if __name__ == "__main__":

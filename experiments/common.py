@@ -35,3 +35,19 @@ def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None 
            *(["--metric", metric] if metric else [])]
     print("+", " ".join(cmd[1:]), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def machine() -> str:
+    """The CPU model, its torch kernel capability and core count, for every speed figure (CPUs differ between machines)."""
+    import os
+    import platform
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"

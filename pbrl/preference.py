@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -68,7 +68,8 @@ class PreferenceLearner:
     """Reward model + labels + teacher + budget, driven round by round by the workspace."""
 
     def __init__(self, cfg: Mapping[str, Any], obs_dim: int, action_dim: int, ledger: RewardLedger,
-                 device: torch.device, precision: str, rng: np.random.Generator, run_dir: str | None = None):
+                 device: torch.device, precision: str, rng: np.random.Generator, run_dir: str | None = None,
+                 log: Callable[[str], None] | None = None):
         validate(cfg)
         self.fb, self.query_cfg = cfg["feedback"], cfg["query"]
         self.k, self.length = int(self.query_cfg["k"]), int(self.fb["segment"])
@@ -81,7 +82,7 @@ class PreferenceLearner:
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
         run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
                "budget": int(self.fb["max_feedback"]), "seed": int(cfg.get("seed", 0)),
-               "instruction": cfg.get("instruction")}
+               "instruction": cfg.get("instruction"), "log": log}
         self.teacher: Teacher = make_teacher(cfg["teacher"], ledger, np.random.default_rng(int(rng.integers(2**63))),
                                              run)
         self.asked = 0  # queries put to the teacher, skipped ones included (the budget counts these)
@@ -104,12 +105,14 @@ class PreferenceLearner:
         return len(valid_segment_starts(buffer, self.length, int(self.fb["last_episodes"]))) > 0
 
     def wants_round(self) -> bool:
-        """Budget left to ask, or labels still to come from queries already asked."""
-        return self.budget_left > 0 or self.teacher.pending() > 0
+        """Budget left to ask, or labels still to come from queries already asked (or given, not yet taken)."""
+        return self.budget_left > 0 or self.teacher.pending() > 0 or self.teacher.undelivered() > 0
 
-    def round(self, buffer: ReplayBuffer, step: int | None = None) -> dict[str, float]:
+    def round(self, buffer: ReplayBuffer, step: int | None = None, ask: bool = True) -> dict[str, float]:
         """One feedback round: ``mb_size`` queries (fewer if the budget ends), labels, reward training.
 
+        ``ask=False`` asks nothing and only folds in labels that have arrived (the end of an
+        asynchronous run).
         The first round selects uniformly (as PEBBLE does: the model knows nothing yet). Labels
         whose outcome the current model predicts before training count towards the held-out
         accuracy: each round's new labels are a slice the model has never trained on. With an
@@ -117,7 +120,7 @@ class PreferenceLearner:
         trains only if there are new ones; ``stats["trained"]`` says whether it did.
         """
         started = time.perf_counter()
-        count = min(int(self.fb["mb_size"]), self.budget_left)
+        count = min(int(self.fb["mb_size"]), self.budget_left) if ask else 0
         if count > 0:
             rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
             ctx = SelectionContext(self.model, self.labels.features(), self.rng)
@@ -141,7 +144,8 @@ class PreferenceLearner:
         new = np.arange(first_new, len(self.labels))
         # a synchronous teacher's round always trains (as PEBBLE's); an asynchronous one only on new labels
         train = len(self.labels) > 0 and (len(new) > 0 or (count > 0 and not self.teacher.asynchronous))
-        stats: dict[str, float] = {"feedback_asked": self.asked, "labels": len(self.labels), "trained": float(train)}
+        stats: dict[str, float] = {"feedback_asked": self.asked, "labels": len(self.labels), "trained": float(train),
+                                   "new_labels": len(new), "asked_now": count}
         if self.trained and len(new):
             acc = self.model.accuracy(self.labels, new)
             ranked = int((~self.labels.equal[new]).sum())

@@ -42,8 +42,7 @@ def run(cfg: DictConfig) -> dict:
     from pbrl.workspace import Workspace
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    plain = OmegaConf.to_container(cfg, resolve=True)  # the Workspace writes it to config.yaml
     return Workspace(plain, run_dir, parallel_jobs=_parallel_jobs()).train()
 
 

@@ -46,7 +46,8 @@ PRECISIONS = ("fp32", "bf16")
 # settings a resumed run may change: how it runs and logs, and how long, not what it learns
 RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot", "tag",
                      "reward_model.relabel_batch", "teacher.serve", "teacher.host", "teacher.port",
-                     "teacher.instruction")  # keys or key prefixes; relabel chunking changes no result
+                     "teacher.instruction", "teacher.repeat_fraction", "teacher.repeat_gap", "teacher.undo_grace_s",
+                     "teacher.clip")  # keys or key prefixes; relabel chunking and how a person's clips look change no result
 VIDEO_MODES = ("none", "last", "all")
 EVAL_METRICS = ("flips",)  # extra evaluation metrics from the simulator state (pbrl/envs/flips.py)
 
@@ -128,6 +129,7 @@ class Workspace:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.run_dir / "train.log"
         self.device = select_device(str(cfg["device"]))
         self.threads = resolve_threads(cfg["threads"], parallel_jobs)
         torch.set_num_threads(self.threads)
@@ -146,6 +148,9 @@ class Workspace:
         self.buffer = ReplayBuffer(capacity, self.spec.obs_dim, self.spec.action_dim, self.spec.sim_state_dim,
                                    self.device)
         self.preference = preference_mode(cfg)
+        if self.preference and cfg["teacher"].get("name") == "human":
+            self.cfg = cfg = self._segments_a_person_can_judge(cfg)
+        self._write_config()
         if self.preference and int(cfg["feedback"]["segment"]) > self.spec.max_episode_steps:
             raise ConfigError("feedback.segment", f"got {cfg['feedback']['segment']}; no {env_cfg['id']} episode is "
                                                   f"longer than {self.spec.max_episode_steps} steps")
@@ -156,7 +161,7 @@ class Workspace:
             self.ledger = RewardLedger(capacity)
             self.env = self.ledger.wrap(self.env)  # from here on the agent's side sees NaN rewards
             self.learner = PreferenceLearner(cfg, self.spec.obs_dim, self.spec.action_dim, self.ledger,
-                                             self.device, cfg["precision"], self.rng, self.run_dir)
+                                             self.device, cfg["precision"], self.rng, self.run_dir, log=self.say)
             self.state_entropy = StateEntropy(k=cfg["pretrain"]["k"], device=self.device)
             # pretraining ends and the first feedback round happens at this step
             self.first_round_step = cfg["seed_steps"] + cfg["pretrain"]["steps"]
@@ -172,6 +177,35 @@ class Workspace:
         self._clock_start, self._eval_time = time.perf_counter(), 0.0  # restarted by train()
         self._renderer: FrameRenderer | None = None
         self._video_failed = False
+
+    # ------------------------------------------------------------------------------ messages
+    def say(self, message: str, error: bool = False) -> None:
+        """One line for the person running this: on stdout (stderr if ``error``) and, timestamped, in ``train.log``."""
+        print(f"pbrl: {message}", file=sys.stderr if error else sys.stdout, flush=True)
+        with open(self.log_path, "a") as f:
+            f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}\n")
+
+    def _segments_a_person_can_judge(self, cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The config with ``feedback.segment`` long enough for a clip of ``teacher.min_clip_s`` seconds.
+
+        A 50-step Hopper segment lasts 0.4 s: too short for a person to judge (Christiano et al.
+        showed 1-2 s clips). The clip plays in real time at the env's ``render_fps``.
+        """
+        min_s = float(cfg["teacher"].get("min_clip_s", 1.0))
+        fps = self.env.metadata.get("render_fps")
+        segment = int(cfg["feedback"]["segment"])
+        if not fps or not min_s or segment / fps >= min_s:
+            return cfg
+        longer = min(math.ceil(min_s * fps), self.spec.max_episode_steps)
+        self.say(f"teacher=human: feedback.segment {segment} -> {longer} steps, so that each clip shows "
+                 f"{longer / fps:.2f} s of {cfg['env']['id']} (teacher.min_clip_s={min_s:g}; set it to 0 to keep {segment})")
+        return {**cfg, "feedback": {**cfg["feedback"], "segment": longer}}
+
+    def _write_config(self) -> None:
+        """``config.yaml``: the resolved settings this run uses (pbrl-report groups runs by them)."""
+        from omegaconf import OmegaConf
+
+        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(self.cfg))))
 
     # ----------------------------------------------------------------------------------- paths
     @property
@@ -206,14 +240,14 @@ class Workspace:
     def _train(self) -> dict:
         done = self.finished()
         if done is not None:
-            print(f"pbrl: {self.run_dir} already finished ({done['env_steps']} steps); nothing to do", flush=True)
+            self.say(f"{self.run_dir} already finished ({done['env_steps']} steps); nothing to do")
             return done
         snapshot = torch.load(self.snapshot_path, weights_only=False) if self.snapshot_path.exists() else None
         self.logger = Logger(self.run_dir, self.cfg, tensorboard=self.cfg["logger"]["tensorboard"],
                              wandb=self.cfg["logger"]["wandb"], resume_step=snapshot["step"] if snapshot else 0)
         if snapshot is not None:
             self.load_snapshot(snapshot)
-            print(f"pbrl: resumed {self.run_dir} at step {self.step}", flush=True)
+            self.say(f"resumed {self.run_dir} at step {self.step}")
 
         cfg = self.cfg
         steps = cfg["steps"]
@@ -232,8 +266,10 @@ class Workspace:
             if self.preference and (self._feedback_due() or self._awaiting_first_round()
                                     or self._waiting_since is not None):
                 self._feedback_round_when_possible()
+            if self.preference and self.step == steps:
+                self._fold_in_late_labels()  # before the final evaluation, so its learned return sees them
             if self.preference and self.step % 500 == 0:
-                self.learner.teacher.tick(self.step, steps)
+                self._tick_teacher()
             if not seeding(self.step) and not self._awaiting_first_round():
                 # the state-entropy bonus until the reward model has been trained on labels (a person
                 # answering asynchronously may take a while after the first round is asked)
@@ -248,12 +284,59 @@ class Workspace:
             pbar.update(1)
         pbar.close()
         self._accumulate_time()
+        labels_note = self.learner.teacher.finish() if self.preference else None
         summary = self._write_summary()
         torch.save(self.agent.state_dict(), self.run_dir / "agent.pt")
+        if self.preference:
+            torch.save(self.learner.model.state_dict(), self.run_dir / "reward_model.pt")
         if self.snapshot_path.exists() and not cfg["snapshot"]["keep"]:
             self.snapshot_path.unlink()
         self.logger.close()
+        self._say_finished(summary, labels_note)
         return summary
+
+    def _say_finished(self, summary: Mapping[str, Any], labels_note: str | None) -> None:
+        """The run's last line: where it is, how long it took, how it did, and what the labels came to."""
+        final = summary.get("final_eval_return")
+        line = (f"finished {self.run_dir}: {summary['env_steps']} steps in {summary['wall_time_s'] / 60:.1f} min "
+                f"({summary['steps_per_s']:.0f} steps/s), final eval return "
+                + ("n/a" if final is None else f"{final:.1f}"))
+        if self.preference:
+            line += (f"; {summary['labels']} labels trained on of {summary['feedback_asked']} queries asked "
+                     f"in {summary['rounds']} rounds")
+            if labels_note:
+                line += f" ({labels_note})"
+        self.say(line)
+
+    def _tick_teacher(self) -> None:
+        """Tell the teacher (a person's viewer) the step, and when the next round comes (None: no more)."""
+        self.learner.teacher.tick(self.step, self.cfg["steps"], self._next_round_step())
+
+    def _next_round_step(self) -> int | None:
+        first, every = self.first_round_step, int(self.cfg["feedback"]["num_interact"])
+        if self.learner.budget_left <= 0:
+            return None
+        nxt = first if self.step < first else first + ((self.step - first) // every + 1) * every
+        return nxt if nxt <= self.cfg["steps"] else None
+
+    def _fold_in_late_labels(self) -> None:
+        """The end of the run: answers given after the last round train the reward model once more.
+
+        They come from a person labelling asynchronously, or from one who labelled while a stopped run
+        was down. The agent does not train on that update (its training is over); the saved
+        ``reward_model.pt`` and the final evaluation's learned return do, so no answer is left out.
+        """
+        if not self.learner.teacher.undelivered():
+            return
+        stats = self.learner.round(self.buffer, self.step, ask=False)
+        self.timings["reward_rounds_s"] += stats["reward_round_s"]
+        if not stats["trained"]:
+            return
+        stats["env_step"] = self.step
+        self.logger.log_round(stats)
+        self.say(f"final reward update at step {self.step}: {stats['new_labels']} labels arrived after the last "
+                 f"round ({stats['labels']} in all), train acc {stats.get('reward_train_acc', math.nan):.3f}; "
+                 "saved in reward_model.pt (the agent's training had ended)")
 
     def _update_agent(self, intrinsic: bool = False) -> None:
         """One agent update; during pretraining the reward is the state-entropy bonus of the batch's states."""
@@ -287,21 +370,25 @@ class Workspace:
             return
         if self.learner.can_ask(self.buffer):
             if since is not None:
-                print(f"pbrl: the round due at step {since} is asked at step {self.step}", flush=True)
+                self.say(f"the round due at step {since} is asked at step {self.step}")
             self._waiting_since = None
             self._feedback_round()
         elif since is None:
             self._waiting_since = self.step
-            print(f"pbrl: feedback round due at step {self.step} waits: no stored episode (of the last "
-                  f"{self.cfg['feedback']['last_episodes']}) holds {length} consecutive steps yet "
-                  f"(feedback.segment={length}); the round is asked once one does", flush=True)
+            self.say(f"feedback round due at step {self.step} waits: no stored episode (of the last "
+                     f"{self.cfg['feedback']['last_episodes']}) holds {length} consecutive steps yet "
+                     f"(feedback.segment={length}); the round is asked once one does")
 
     def _feedback_round(self) -> None:
         """Ask the teacher, train the reward model, relabel the buffer; after the first round, reset the critic."""
         first = not self.learner.trained
         stats = self.learner.round(self.buffer, self.step)
         self.timings["reward_rounds_s"] += stats["reward_round_s"]
+        self._tick_teacher()  # the viewer learns at once when the next round comes
         if not stats["trained"]:  # an asynchronous teacher had no new labels yet
+            if stats["asked_now"]:
+                self.say(f"feedback round at step {self.step}: asked {stats['asked_now']} queries; "
+                         f"{stats['labels']} labels so far, the reward model trains once new ones arrive")
             return
         stats["relabel_s"] = self.learner.relabel(self.buffer)
         self.timings["relabel_s"] += stats["relabel_s"]
@@ -313,9 +400,9 @@ class Workspace:
                 self._update_agent()
         stats["env_step"] = self.step
         self.logger.log_round(stats)
-        print(f"pbrl: feedback round {self.learner.rounds} at step {self.step}: {stats['labels']} labels, "
-              f"train acc {stats.get('reward_train_acc', math.nan):.3f} after {stats['reward_epochs']} epochs, "
-              f"{stats['reward_round_s'] + stats['relabel_s']:.1f}s", flush=True)
+        self.say(f"feedback round {self.learner.rounds} at step {self.step}: {stats['labels']} labels, "
+                 f"train acc {stats.get('reward_train_acc', math.nan):.3f} after {stats['reward_epochs']} epochs, "
+                 f"{stats['reward_round_s'] + stats['relabel_s']:.1f}s")
 
     def _collect_step(self, random_action: bool) -> float | None:
         """One environment step into the buffer; returns the episode's return when the step ended it."""
@@ -479,15 +566,15 @@ class Workspace:
         except Exception as exc:  # rendering is optional: a missing GL library must not end a run
             self._video_failed = True
             frames.clear()
-            print(f"pbrl: warning: video disabled, rendering failed ({type(exc).__name__}: {exc}); "
-                  "install libegl1 libgl1 libosmesa6 or set MUJOCO_GL", file=sys.stderr, flush=True)
+            self.say(f"warning: video disabled, rendering failed ({type(exc).__name__}: {exc}); "
+                     "install libegl1 libgl1 libosmesa6 or set MUJOCO_GL", error=True)
 
     def _save_video(self, frames: list) -> None:
         fps = (self.eval_env.metadata.get("render_fps") or 30) / frame_stride(self.eval_env.metadata.get("render_fps"))
         try:
             write_mp4(self.run_dir / "videos" / f"eval_{self.step:08d}.mp4", frames, fps)
         except Exception as exc:
-            print(f"pbrl: warning: could not write video ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+            self.say(f"warning: could not write video ({type(exc).__name__}: {exc})", error=True)
 
     # ---------------------------------------------------------------------- snapshot / summary
     def save_snapshot(self) -> None:
@@ -514,8 +601,8 @@ class Workspace:
                          if not _resumable(k) and k in old and old.get(k) != new.get(k))
         added = sorted(set(new) - set(old))
         if added:  # settings newer than the snapshot (a newer pbrl): keep the run, say what it now uses
-            print(f"pbrl: note: {self.run_dir} was snapshotted before these settings existed; resuming with "
-                  + ", ".join(f"{k}={new[k]!r}" for k in added), flush=True)
+            self.say(f"note: {self.run_dir} was snapshotted before these settings existed; resuming with "
+                     + ", ".join(f"{k}={new[k]!r}" for k in added))
         if changed:
             key = changed[0]
             raise ConfigError(key, f"{self.run_dir} holds a snapshot of a run with {key}={old.get(key)!r}; rerun "

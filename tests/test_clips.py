@@ -43,9 +43,9 @@ def test_hopper_clip_has_the_strided_frames_and_the_hold(tmp_path, fmt):
     hold = math.ceil(0.2 * 125 / 4)
     assert clips.stride == 4 and info.fps == pytest.approx(31.25)
     assert info.frames == 8 + 1 + hold and info.duration_s == pytest.approx(info.frames / 31.25)
-    assert (info.width, info.height) == (320, 240)
+    assert (info.width, info.height) == (640, 480)  # 480p by default: a person sees these at half a screen
     frames = _decode(info.path)
-    assert frames.shape == (info.frames, 240, 320, 3)
+    assert frames.shape == (info.frames, 480, 640, 3)
     assert [p.name for p in tmp_path.iterdir()] == [f"clip.{fmt}"]  # renamed into place, no temp file left
 
 
@@ -87,7 +87,7 @@ def test_a_failed_write_leaves_neither_the_clip_nor_a_temp_file(tmp_path, monkey
 def test_gif_fallback_is_readable(tmp_path):
     with ClipRenderer("Hopper-v5", fmt="gif") as clips:
         info = clips.render(_segment("Hopper-v5", 9), tmp_path / "clip.gif")
-    assert _decode(info.path)[0].shape[:2] == (240, 320)
+    assert _decode(info.path)[0].shape[:2] == (480, 640)
 
 
 def test_pendulum_renders_through_env_render(tmp_path):
@@ -107,3 +107,11 @@ def test_bad_format_and_bad_states_are_rejected():
             clips.frames(np.zeros((5, 3)))
         with pytest.raises(ValueError, match="shape"):
             clips.frames(np.zeros((0, 2)))
+
+
+@needs_gl
+def test_clips_larger_than_the_models_offscreen_buffer_render(tmp_path):
+    """Hopper's model asks for a 640x480 offscreen buffer; a 960x720 clip grows it instead of failing."""
+    with ClipRenderer("Hopper-v5", width=960, height=720) as clips:
+        info = clips.render(_segment("Hopper-v5", 5), tmp_path / "big.mp4")
+    assert (info.width, info.height) == (960, 720)

@@ -30,9 +30,10 @@ from pbrl.workspace import Workspace
 needs_gl = pytest.mark.skipif(configure_mujoco_gl() is None,
                               reason="no headless GL for MuJoCo (install libegl1 libgl1 libosmesa6)")
 
+# short segments and small clips keep these runs quick (teacher.min_clip_s=0 keeps the 20-step segments)
 HUMAN = ["teacher=human", "env=hopper", "env.terminate=false", "seed_steps=300", "pretrain.steps=300",
          "feedback.mb_size=3", "feedback.num_interact=400", "feedback.segment=20", "teacher.undo_grace_s=0.2",
-         "teacher.repeat_fraction=0"]
+         "teacher.repeat_fraction=0", "teacher.min_clip_s=0", "teacher.clip.width=160", "teacher.clip.height=120"]
 
 
 def _label_over_http(url_file: Path, answers: list[str], stop: threading.Event, given: list) -> None:
@@ -80,6 +81,11 @@ def test_sync_run_waits_for_the_persons_labels_and_trains_on_them(tmp_path):
     assert ws.learner.outcomes["skip"] == 6 - len(trained)
     store = LabelStore.for_run(tmp_path / "run")
     assert store.counts()["labelled"] == 6 and store.get_meta("done") is True
+    # sync: every round waited for its labels, so none came after the last one; the run says so at the end
+    assert store.get_meta("unused_labels") == 0 and store.get_meta("unlabelled_at_end") == 0
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "label at http://127.0.0.1:" in log and log.count("feedback round") == 2
+    assert f"finished {tmp_path / 'run'}: 1500 steps" in log and "(6 labels from the person)" in log
     # each label's segments in the learner match the stored segments of its query, with the stored target
     by_query = store.training_labels()
     qid, answer, order = next(g for g in given if g[1] == "left")
@@ -245,3 +251,67 @@ def test_a_crashed_render_worker_is_restarted_and_renders_what_waits(tmp_path):
         assert len(list((tmp_path / "human" / "clips").glob("q*.mp4"))) == 4
     finally:
         worker.stop()
+
+
+def _answer_what_waits(url_file: Path, given: list, limit: int | None = None, timeout: float = 60) -> None:
+    """A person who answers now: waits for the clips in production, then labels up to ``limit`` ready pairs."""
+    base, token = url_file.read_text().strip().split("/?token=")
+    headers = {"X-PBRL-Token": token, "Content-Type": "application/json"}
+    get = lambda path: json.load(urllib.request.urlopen(urllib.request.Request(base + path, headers=headers)))  # noqa: E731
+    deadline = time.time() + timeout
+    while get("/api/state")["counts"]["rendering"] and time.time() < deadline:
+        time.sleep(0.05)
+    n = 0
+    while limit is None or n < limit:
+        q = get("/api/next?annotator=late")["query"]
+        if q is None:
+            return
+        body = json.dumps({"query_id": q["id"], "annotator": "late", "answer": "left", "order": q["order"]})
+        urllib.request.urlopen(urllib.request.Request(f"{base}/api/label", data=body.encode(), headers=headers))
+        given.append(q["id"])
+        n += 1
+
+
+@needs_gl
+def test_async_labels_after_the_last_round_train_a_final_update_and_later_ones_are_reported(tmp_path, monkeypatch):
+    """Issue 13: the viewer said 15/15 labelled, summary.json said 9, and nothing told the person."""
+    run = tmp_path / "run"
+    url_file = run / "human" / "viewer_url.txt"
+    given: list[int] = []
+    fold_in = Workspace._fold_in_late_labels
+
+    def person_answers_late(self):
+        _answer_what_waits(url_file, given, limit=8)  # after the last round (1400) and before the run ends ...
+        fold_in(self)
+        _answer_what_waits(url_file, given)  # ... and one more during the final evaluation: too late for anything
+
+    monkeypatch.setattr(Workspace, "_fold_in_late_labels", person_answers_late)
+    ws = Workspace(tiny_config(*HUMAN, "steps=1700", "feedback.max_feedback=9", "teacher.mode=async"), run)
+    summary = ws.train()
+    assert summary["feedback_asked"] == 9 and len(given) == 9
+    assert summary["labels"] == 8 == len(ws.learner.labels)  # the eight were trained on at the end
+    import csv
+
+    rounds = list(csv.DictReader(open(run / "rounds.csv")))
+    assert float(rounds[-1]["env_step"]) == 1700 and float(rounds[-1]["new_labels"]) == 8  # a logged round
+    assert (run / "reward_model.pt").exists()
+    log = (run / "train.log").read_text()
+    assert "final reward update at step 1700: 8 labels arrived after the last round" in log
+    assert "1 arrived after the last reward update and were not used" in log
+    store = LabelStore.for_run(run)
+    assert store.get_meta("done") is True and store.get_meta("unused_labels") == 1  # the viewer says the same
+
+
+def test_a_person_gets_clips_of_at_least_a_second(tmp_path):
+    """teacher.min_clip_s raises feedback.segment (Hopper: 50 steps = 0.4 s -> 125 steps = 1 s), and says so."""
+    ws = Workspace(tiny_config("teacher=human", "env=hopper", "teacher.serve=false", "feedback.segment=50"), tmp_path)
+    try:
+        assert ws.cfg["feedback"]["segment"] == 125 and ws.learner.length == 125
+        assert "feedback.segment 50 -> 125 steps" in (tmp_path / "train.log").read_text()
+        assert "segment: 125" in (tmp_path / "config.yaml").read_text()
+    finally:
+        ws.learner.teacher.close()
+    kept = Workspace(tiny_config("teacher=human", "env=hopper", "teacher.serve=false", "teacher.min_clip_s=0",
+                                 "feedback.segment=50"), tmp_path / "kept")
+    kept.learner.teacher.close()
+    assert kept.learner.length == 50

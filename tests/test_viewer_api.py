@@ -10,6 +10,7 @@ import sqlite3
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from human_fixtures import fake_store
@@ -343,3 +344,120 @@ def test_refusals_name_the_field(viewer):
         assert_json_error(resp, 400)
         assert resp.json()["field"] == field, resp.json()
     assert viewer.labels() == []
+
+
+# ----- repeats and waiting states (issue 13) -----------------------------------------------------
+
+def _add_round(store, n: int, rng) -> None:
+    """``n`` more queries, rendered at once (clip names only: the test never fetches them)."""
+    ids = store.add_queries(rng.normal(size=(n, 2, 10, 11)).astype(np.float32),
+                            rng.normal(size=(n, 2, 10, 3)).astype(np.float32), rng.normal(size=(n, 2, 10, 12)),
+                            np.zeros((n, 2, 10), int))
+    for qid in ids:
+        store.mark_rendered(qid, [f"q{qid:06d}_{s}.mp4" for s in range(2)], 30.0, 6)
+
+
+def test_repeats_are_one_draw_per_served_pair_and_never_close_to_their_original(tmp_path):
+    """A client that polls every "second" while nothing is ready draws no extra repeats (issue 13: 6 of 21)."""
+    from pbrl.human.store import LabelStore
+
+    store = LabelStore.for_run(tmp_path)
+    store.set_meta("budget", 1000)
+    app = make_app(ViewerConfig(store.path, tmp_path / "human" / "clips", token=TOKEN, repeat_fraction=0.1,
+                                repeat_gap=10, seed=0))
+    client = TestClient(app, base_url=BASE)
+    rng = np.random.default_rng(0)
+    served: list[tuple[int, bool]] = []  # (query id, repeat) in the order the person saw them
+    polls = 0
+    while len(served) < 200:
+        q = client.get("/api/next", params={"annotator": "ann"}, headers=AUTH).json()["query"]
+        if q is None:  # between rounds: the page asks again every second, ten times, then the next round comes
+            polls += 1
+            if polls % 10 == 0:
+                _add_round(store, 10, rng)
+            continue
+        served.append((q["id"], q["repeat"]))
+        body = {"query_id": q["id"], "annotator": "ann", "answer": "left", "order": q["order"], "repeat": q["repeat"]}
+        assert client.post("/api/label", json=body, headers=AUTH).status_code == 200
+    repeats = [i for i, (_, r) in enumerate(served) if r]
+    assert polls >= 100  # the client did spend long stretches polling with nothing ready
+    assert 0.05 <= len(repeats) / len(served) <= 0.15, len(repeats)
+    first = {qid: i for i, (qid, r) in reversed(list(enumerate(served))) if not r}
+    gaps = [i - first[served[i][0]] for i in repeats]
+    assert min(gaps) > 10, gaps  # never within repeat_gap (10) of its original, so never within 5
+
+
+def test_no_repeats_once_the_budget_is_labelled(tmp_path):
+    store = fake_store(tmp_path, n=3, frames=6)  # budget 3
+    app = make_app(ViewerConfig(store.path, tmp_path / "human" / "clips", token=TOKEN, repeat_fraction=0.5,
+                                repeat_gap=0, seed=1))
+    client = TestClient(app, base_url=BASE)
+    fresh = 0
+    for _ in range(50):
+        q = client.get("/api/next", params={"annotator": "ann"}, headers=AUTH).json()["query"]
+        if q is None:
+            break
+        fresh += not q["repeat"]
+        client.post("/api/label", json={"query_id": q["id"], "annotator": "ann", "answer": "left",
+                                        "order": q["order"], "repeat": q["repeat"]}, headers=AUTH)
+    assert fresh == 3 and q is None  # after the third fresh pair: nothing, not an endless stream of repeats
+    state = client.get("/api/state", headers=AUTH).json()
+    assert state["idle"]["kind"] == "all_done"
+
+
+def test_undo_returns_the_pair_as_it_was_shown_and_it_is_served_first(tmp_path):
+    store = fake_store(tmp_path, n=4, frames=6)
+    app = make_app(ViewerConfig(store.path, tmp_path / "human" / "clips", token=TOKEN, repeat_fraction=0.5,
+                                repeat_gap=0, seed=0))
+    client = TestClient(app, base_url=BASE)
+    for _ in range(3):
+        q = client.get("/api/next", params={"annotator": "ann"}, headers=AUTH).json()["query"]
+        client.post("/api/label", json={"query_id": q["id"], "annotator": "ann", "answer": "right",
+                                        "order": q["order"], "repeat": q["repeat"]}, headers=AUTH)
+    undone = client.post("/api/undo", json={"annotator": "ann"}, headers=AUTH).json()
+    assert (undone["query"]["id"], undone["query"]["order"], undone["query"]["repeat"]) == (q["id"], q["order"],
+                                                                                           q["repeat"])
+    if not q["repeat"]:  # a fresh pair taken back is also the next one served, before any repeat draw
+        for _ in range(5):
+            assert client.get("/api/next", params={"annotator": "ann"}, headers=AUTH).json()["query"]["id"] == q["id"]
+
+
+def test_state_names_why_nothing_is_shown(tmp_path):
+    import time as time_
+
+    store = fake_store(tmp_path, n=1, frames=6, render=False)  # budget 1
+    app = make_app(ViewerConfig(store.path, tmp_path / "human" / "clips", token=TOKEN))
+    client = TestClient(app, base_url=BASE)
+    kind = lambda: client.get("/api/state", headers=AUTH).json()["idle"]  # noqa: E731
+    assert kind()["kind"] == "rendering" and kind()["rendering"] == 1
+    store.mark_rendered(1, ["a.mp4", "b.mp4"], 30.0, 6)
+    assert kind()["kind"] == "ready"
+    store.set_meta("budget", 5)
+    client.post("/api/label", json={"query_id": 1, "annotator": "ann", "answer": "left", "order": [0, 1]},
+                headers=AUTH)
+    assert kind()["kind"] == "no_trainer"  # nothing waits and no trainer has said where it is
+    for key, value in (("trainer_step", 1500), ("next_round_step", 2000), ("trainer_heartbeat", time_.time())):
+        store.set_meta(key, value)
+    assert (kind()["kind"], kind()["next_round_step"]) == ("next_round", 2000)
+    store.set_meta("done", True)
+    assert kind()["kind"] == "finished"
+    assert client.get("/api/next", params={"annotator": "ann"}, headers=AUTH).json()["query"] is None
+
+
+def test_labels_per_minute_counts_the_time_actually_spent(tmp_path):
+    """Issue 13: 50 labels/min showed as 0.2-4.2, the last 5 minutes' count divided by 5 whatever the elapsed time."""
+    from pbrl.human.store import LabelStore
+
+    store = fake_store(tmp_path, n=12, frames=6)
+    now = 1_000_000.0
+    for qid in range(1, 11):  # ten labels, one every 1.2 s, the first shown 1.2 s before it was answered
+        store.add_label(qid, "ann", "left", [0, 1], response_ms=1200)
+    store.add_label(1, "ann", "right", [1, 0], is_repeat=True)
+    ids = [r[0] for r in store.db.execute("SELECT id FROM labels ORDER BY id")]
+    for i, label_id in enumerate(ids):
+        store.db.execute("UPDATE labels SET created = ? WHERE id = ?", (now - 13.2 + 1.2 * (i + 1), label_id))
+    rate = LabelStore(store.path).label_rate(now=now + 0.0)
+    # 10 labels (and 1 repeat) in the 13.2 s since the first pair was shown
+    assert rate["labels_per_minute"] == pytest.approx(10 / (13.2 / 60), rel=0.01)
+    assert rate["repeats_per_minute"] == pytest.approx(1 / (13.2 / 60), rel=0.01)
+    assert LabelStore(store.path).label_rate(now=now + 3600)["labels_per_minute"] is None  # an hour later: none

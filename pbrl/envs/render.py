@@ -47,6 +47,9 @@ class FrameRenderer:
 
             model = self.unwrapped.model
             self._mujoco = mujoco
+            # the offscreen buffer is as large as the model asks (often 640 x 480): grow it for larger frames
+            model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
+            model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
             self._renderer = mujoco.Renderer(model, height, width)
             self._camera = mujoco.MjvCamera()
             self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING

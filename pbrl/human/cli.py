@@ -24,8 +24,11 @@ import numpy as np
 DEMO_INSTRUCTION = "Which hopper moves forward more smoothly?"
 
 
-def make_demo(run_dir: str | Path, queries: int = 12, k: int = 2, segment: int = 50, seed: int = 0) -> Path:
-    """A run directory with a label store of ``queries`` queries of random-policy Hopper-v5 segments."""
+def make_demo(run_dir: str | Path, queries: int = 12, k: int = 2, segment: int = 125, seed: int = 0) -> Path:
+    """A run directory with a label store of ``queries`` queries of random-policy Hopper-v5 segments.
+
+    ``segment=125`` steps are 1 s of Hopper (dt 0.008), the clip length a person labels in a run.
+    """
     from pbrl.envs import get_sim_state, make_env
     from pbrl.human.store import LabelStore
 
@@ -139,10 +142,12 @@ def serve(run_dir: Path, args: argparse.Namespace) -> int:
             env_kwargs = (_run_config(run_dir).get("env", {}) or {}).get("kwargs")
             worker = RenderWorker(store.path, store.path.parent / "clips", env_id, env_kwargs,
                                   ClipSettings(**(teacher.get("clip") or {}))).start()
+    from pbrl.human.instructions import default_instruction
+
     repeat = args.repeat_fraction if args.repeat_fraction is not None else teacher.get("repeat_fraction", 0.1)
     app = make_app(ViewerConfig(store.path, store.path.parent / "clips",
-                                instruction=meta.get("instruction", "Which clip shows the better behaviour?"),
-                                repeat_fraction=float(repeat)))
+                                instruction=meta.get("instruction", default_instruction(meta.get("env_id", ""))),
+                                repeat_fraction=float(repeat), repeat_gap=int(teacher.get("repeat_gap", 10))))
     server = ViewerServer(app, args.host, args.port)
     counts = store.counts()
     print(f"pbrl-label: {counts['labelled']} labelled, {counts['ready'] + counts['rendering']} waiting"

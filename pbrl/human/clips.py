@@ -57,8 +57,8 @@ class ClipRenderer:
     manager, or call ``close()``, to free the env and its GL context.
     """
 
-    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any] | None = None, width: int = 320,
-                 height: int = 240, target_fps: float = 30.0, hold_s: float = 0.2, fmt: str = "mp4"):
+    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any] | None = None, width: int = 640,
+                 height: int = 480, target_fps: float = 30.0, hold_s: float = 0.2, fmt: str = "mp4"):
         if fmt not in FORMATS:
             raise ValueError(f"fmt={fmt!r} is not a clip format; use one of {', '.join(FORMATS)}")
         if target_fps <= 0 or hold_s < 0:

@@ -8,15 +8,19 @@ that must match ``CLIP_NAME``. Bodies are limited to ``MAX_BODY`` bytes and chec
 
 API (JSON; the token goes in the ``X-PBRL-Token`` header or a ``token`` query parameter):
 
-- ``GET  /api/state?annotator=NAME``: instruction, K, budget and progress counts, labels per
-  minute, the trainer's step and whether it is waiting for labels, recent history.
-- ``GET  /api/next?annotator=NAME[&exclude=ID,ID]``: the next query to show, or ``{"query": null}``:
+- ``GET  /api/state?annotator=NAME``: instruction, K, budget and progress counts, labels and
+  repeats per minute, the trainer's step, its next round and whether it is waiting for labels,
+  ``idle`` (why the page may have nothing to show: see ``_idle``), recent history.
+- ``GET  /api/next?annotator=NAME[&exclude=ID,ID]``: the next query to show (a pair taken back
+  first, a repeat when one is due: ``LabelStore.next_query``), or ``{"query": null}``:
   ``{id, k, repeat, order, clips, fps, frames, duration_s}``, where ``order[i]`` is the segment
   shown at position ``i`` (left first) and ``clips[i]`` its URL.
 - ``POST /api/label``: ``{query_id, annotator, answer, order, ranking?, response_ms?, replays?,
   repeat?}``; answer ``left|right|equal|cant_tell`` for pairs, ``ranking`` with ``ranking`` =
-  positions best first for K-way queries. Answers 200 only after the label is committed.
-- ``POST /api/undo``: ``{annotator}``: undoes that annotator's latest label.
+  positions best first for K-way queries. Answers 200 only after the label is committed; 409
+  once training has finished (the run would not use it).
+- ``POST /api/undo``: ``{annotator}``: undoes that annotator's latest label and returns its
+  ``query`` as it was shown, for the page to put back on screen at once.
 - ``GET  /api/stats``: labels per annotator, self-consistency on repeats, agreement (Cohen's kappa).
 - ``GET  /clips/NAME``: a clip file.
 """
@@ -59,6 +63,7 @@ class ViewerConfig:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     instruction: str = "Which clip shows the better behaviour?"
     repeat_fraction: float = 0.0  # share of served queries that repeat a labelled one with sides swapped
+    repeat_gap: int = 10  # a person sees a pair again only after this many of their own labels
     seed: int = 0
 
 
@@ -143,13 +148,18 @@ def make_app(cfg: ViewerConfig) -> Starlette:
         counts = store.counts()
         annotator = request.query_params.get("annotator")
         waiting_since = meta.get("waiting_since")
+        rate = store.label_rate()
         return JSONResponse({
             "instruction": meta.get("instruction", cfg.instruction), "k": meta.get("k", 2),
-            "budget": meta.get("budget"), "counts": counts, "labels_per_minute": round(store.labels_per_minute(), 2),
+            "budget": meta.get("budget"), "counts": counts,
+            "labels_per_minute": _round(rate["labels_per_minute"]), "repeats_per_minute": _round(rate["repeats_per_minute"]),
             "trainer": {"step": meta.get("trainer_step"), "total_steps": meta.get("total_steps"),
+                        "next_round_step": meta.get("next_round_step"),
                         "mode": meta.get("mode"), "waiting": waiting_since is not None,
                         "waiting_s": None if waiting_since is None else round(time.time() - waiting_since, 1),
-                        "alive": meta.get("trainer_heartbeat", 0) > time.time() - 30, "done": meta.get("done", False)},
+                        "alive": meta.get("trainer_heartbeat", 0) > time.time() - 30, "done": meta.get("done", False),
+                        "unused_labels": meta.get("unused_labels", 0), "unlabelled": meta.get("unlabelled_at_end", 0)},
+            "idle": _idle(meta, counts, store.budget_met()),
             "annotator": annotator, "history": [_history_row(h) for h in store.history()],
         })
 
@@ -164,7 +174,9 @@ def make_app(cfg: ViewerConfig) -> Starlette:
                 exclude.add(int(part))
         if len(exclude) > 16:
             raise ApiError(400, "at most 16 ids", "exclude")
-        found = store.next_query(annotator, cfg.repeat_fraction, rng, exclude=exclude)
+        if store.get_meta("done", False):  # training has finished: a label now would not be used
+            return JSONResponse({"query": None})
+        found = store.next_query(annotator, cfg.repeat_fraction, rng, exclude=exclude, repeat_gap=cfg.repeat_gap)
         if found is None:
             return JSONResponse({"query": None})
         q, repeat = found
@@ -200,6 +212,8 @@ def make_app(cfg: ViewerConfig) -> Starlette:
         repeat = data.get("repeat", False)
         if not isinstance(repeat, bool):
             raise ApiError(400, f"got {repeat!r:.40}; must be true or false", "repeat")
+        if store.get_meta("done", False):
+            raise ApiError(409, "training has finished: this run no longer takes labels", "query_id")
         try:
             label_id = store.add_label(qid, annotator, answer if isinstance(answer, str) else repr(answer)[:40],
                                        order, ranking, data.get("response_ms"), data.get("replays"), repeat)
@@ -218,7 +232,10 @@ def make_app(cfg: ViewerConfig) -> Starlette:
             raise ApiError(exc.status, exc.message, exc.field) from None
         if qid is None:
             raise ApiError(409, f"{annotator!r} has no label to undo", "annotator")
-        return JSONResponse({"ok": True, "query_id": qid, "counts": store.counts()})
+        undone = store.undone_label(annotator)
+        # the pair comes back at once, as it was shown, so the page need not ask (and the server not draw) again
+        query = query_json(store.query(qid), undone["is_repeat"], undone["shown_order"])
+        return JSONResponse({"ok": True, "query_id": qid, "query": query, "counts": store.counts()})
 
     async def stats(request: Request) -> Response:
         check(request)
@@ -250,6 +267,35 @@ def make_app(cfg: ViewerConfig) -> Starlette:
     app.state.store = store
     app.state.config = cfg
     return app
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
+
+
+def _idle(meta: dict[str, Any], counts: dict[str, int], budget_met: bool) -> dict[str, Any]:
+    """Why the page may have nothing to show: the one state the stage names when no pair is held.
+
+    ``finished`` (training is over), ``all_done`` (every query of the budget is labelled),
+    ``rendering`` (clips being made), ``ready`` (pairs wait: the page should be showing one),
+    ``no_trainer`` (no trainer step yet, or no heartbeat) or ``next_round`` (the agent asks again at
+    ``next_round_step``).
+    """
+    trainer_alive = meta.get("trainer_heartbeat", 0) > time.time() - 30
+    if meta.get("done", False):
+        kind = "finished"
+    elif budget_met:
+        kind = "all_done"
+    elif counts["rendering"]:
+        kind = "rendering"
+    elif counts["ready"]:
+        kind = "ready"
+    elif meta.get("trainer_step") is None or not trainer_alive:
+        kind = "no_trainer"
+    else:
+        kind = "next_round"
+    return {"kind": kind, "rendering": counts["rendering"], "next_round_step": meta.get("next_round_step"),
+            "step": meta.get("trainer_step"), "total_steps": meta.get("total_steps")}
 
 
 def _history_row(h: dict[str, Any]) -> dict[str, Any]:

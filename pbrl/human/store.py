@@ -240,36 +240,71 @@ class LabelStore:
     _UNLABELLED = ("NOT EXISTS (SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0 AND l.is_repeat = 0)")
 
     def next_query(self, annotator: str, repeat_fraction: float = 0.0, rng: np.random.Generator | None = None,
-                   lease_s: float = 120.0, exclude: set[int] | frozenset[int] = frozenset()
+                   lease_s: float = 120.0, exclude: set[int] | frozenset[int] = frozenset(), repeat_gap: int = 0
                    ) -> tuple[sqlite3.Row, bool] | None:
         """The query to show ``annotator`` next and whether it is a repeat; None when none is ready.
 
-        Undone queries come first, then the oldest ready unlabelled one not currently shown to
-        another annotator. With probability ``repeat_fraction`` a query this annotator has not
-        repeated yet, labelled by anyone, comes back instead (the viewer swaps its sides).
-        ``exclude``: ids the viewer already holds (the pair it shows and the one it preloads).
+        Order: a query this annotator undid comes back first; then, if a repeat is due, a labelled
+        query shown again (the viewer swaps its sides); else the oldest ready unlabelled query not
+        currently shown to another annotator. Whether the *next* pair is a repeat is decided once per
+        served pair, with probability ``repeat_fraction``, so a page that polls while nothing is ready
+        draws no extra repeats; a due repeat waits until one is eligible. Eligible: labelled by
+        someone, not yet repeated by this annotator, and, when this annotator gave the original, at
+        least ``repeat_gap`` of their labels later (a pair seen moments ago is remembered, which
+        inflates self-consistency). No repeats once every query of the budget is labelled.
+        ``exclude``: ids the viewer already holds (the pair it shows and the ones it preloads).
         """
         me = self.annotator_id(annotator)
         now = time.time()
         skip = "".join(f" AND q.id != {int(i)}" for i in sorted(exclude)[:16])
-        if repeat_fraction > 0 and rng is not None and rng.random() < repeat_fraction:
-            rows = self.db.execute(
-                "SELECT q.id FROM queries q WHERE q.status = 'ready' "
-                "AND EXISTS (SELECT 1 FROM labels l WHERE l.query_id = q.id AND l.undone = 0 AND l.is_repeat = 0) "
-                "AND NOT EXISTS (SELECT 1 FROM labels r WHERE r.query_id = q.id AND r.is_repeat = 1 AND r.undone = 0 "
-                "AND r.annotator_id = ?)" + skip, (me,)).fetchall()
-            if rows:
-                return self.query(int(rows[int(rng.integers(len(rows)))]["id"])), True
+        undone = self.db.execute(
+            "SELECT q.id FROM queries q WHERE q.status = 'ready' AND q.requeued IS NOT NULL AND q.served_to = ? AND "
+            + self._UNLABELLED + skip + " ORDER BY q.requeued DESC LIMIT 1", (me,)).fetchone()
+        if undone is not None:  # the pair just taken back, before anything else (no repeat draw)
+            return self.query(int(undone["id"])), False
+        due = self._repeat_due(me)
+        if due and repeat_fraction > 0 and not self.budget_met():
+            candidates = self._repeat_candidates(me, repeat_gap, skip)
+            if candidates:
+                pick = candidates[int(rng.integers(len(candidates)))] if rng is not None else candidates[0]
+                self._set_repeat_due(me, rng is not None and rng.random() < repeat_fraction)
+                return self.query(pick), True
         with self.transaction() as db:
             row = db.execute(
                 "SELECT q.id FROM queries q WHERE q.status = 'ready' AND " + self._UNLABELLED +
                 " AND (q.served_to IS NULL OR q.served_to = ? OR q.served_at < ?)" + skip +
-                " "
-                "ORDER BY (q.requeued IS NULL), q.requeued DESC, q.id LIMIT 1", (me, now - lease_s)).fetchone()
+                " ORDER BY (q.requeued IS NULL), q.requeued DESC, q.id LIMIT 1", (me, now - lease_s)).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE queries SET served_to = ?, served_at = ? WHERE id = ?", (me, now, row["id"]))
+        if not due and repeat_fraction > 0 and rng is not None:  # a due repeat stays due until one is eligible
+            self._set_repeat_due(me, bool(rng.random() < repeat_fraction))
         return self.query(int(row["id"])), False
+
+    def _repeat_due(self, annotator_id: int) -> bool:
+        return bool(self.get_meta("repeat_due", {}).get(str(annotator_id), False))
+
+    def _set_repeat_due(self, annotator_id: int, due: bool) -> None:
+        self.set_meta("repeat_due", self.get_meta("repeat_due", {}) | {str(annotator_id): due})
+
+    def _repeat_candidates(self, me: int, gap: int, skip: str) -> list[int]:
+        """Ready queries ``me`` may see again (see ``next_query``), oldest first."""
+        rows = self.db.execute(
+            "SELECT q.id FROM queries q JOIN labels o ON o.query_id = q.id AND o.undone = 0 AND o.is_repeat = 0 "
+            "WHERE q.status = 'ready' "
+            "AND NOT EXISTS (SELECT 1 FROM labels r WHERE r.query_id = q.id AND r.is_repeat = 1 AND r.undone = 0 "
+            "AND r.annotator_id = ?) "
+            "AND (o.annotator_id != ? OR (SELECT COUNT(*) FROM labels n WHERE n.annotator_id = ? AND n.undone = 0 "
+            "AND n.id > o.id) >= ?)" + skip + " ORDER BY q.id", (me, me, me, int(gap))).fetchall()
+        return [int(r["id"]) for r in rows]
+
+    def budget_met(self) -> bool:
+        """Every query of the run's label budget (meta ``budget``) has been asked and answered."""
+        budget = self.get_meta("budget")
+        if not budget:
+            return False
+        counts = self.counts()
+        return counts["queries"] >= budget and counts["ready"] + counts["rendering"] == 0
 
     def add_label(self, query_id: int, annotator: str, answer: str, shown_order: list[int],
                   ranking: list[int] | None = None, response_ms: int | None = None, replays: int | None = None,
@@ -332,6 +367,16 @@ class LabelStore:
                        (now, me, now, row["query_id"]))
         return int(row["query_id"])
 
+    def undone_label(self, annotator: str) -> dict[str, Any] | None:
+        """``annotator``'s most recently undone label: ``query_id``, ``shown_order``, ``is_repeat`` (the viewer shows it again)."""
+        row = self.db.execute("SELECT l.query_id, l.shown_order, l.is_repeat FROM labels l JOIN annotators a "
+                              "ON a.id = l.annotator_id WHERE a.name = ? AND l.undone = 1 ORDER BY l.id DESC LIMIT 1",
+                              (annotator.strip(),)).fetchone()
+        if row is None:
+            return None
+        return {"query_id": int(row["query_id"]), "shown_order": json.loads(row["shown_order"]),
+                "is_repeat": bool(row["is_repeat"])}
+
     # ----- reading labels back (the trainer, stats, export) ---------------------------------------
 
     def labels(self, include_undone: bool = False) -> list[dict[str, Any]]:
@@ -384,11 +429,23 @@ class LabelStore:
             "repeats": one("SELECT COUNT(*) FROM labels WHERE undone = 0 AND is_repeat = 1"),
         }
 
-    def labels_per_minute(self, window_s: float = 300.0) -> float:
-        """Labels in the last ``window_s`` seconds, per minute."""
-        n = self.db.execute("SELECT COUNT(*) FROM labels WHERE undone = 0 AND created > ?",
-                            (time.time() - window_s,)).fetchone()[0]
-        return 60.0 * n / window_s
+    def label_rate(self, window_s: float = 300.0, now: float | None = None) -> dict[str, float | None]:
+        """Labels and repeats per minute over the last ``window_s`` seconds of real labelling time.
+
+        The clock starts when the first label in the window was shown (its time minus its response
+        time), not ``window_s`` ago, so a person who started two minutes ago is not divided by five.
+        None until a label exists in the window.
+        """
+        now = time.time() if now is None else now
+        rows = self.db.execute("SELECT created, response_ms, is_repeat FROM labels WHERE undone = 0 AND created > ? "
+                               "ORDER BY created", (now - window_s,)).fetchall()
+        if not rows:
+            return {"labels_per_minute": None, "repeats_per_minute": None}
+        first = rows[0]
+        started = max(now - window_s, first["created"] - (first["response_ms"] or 0) / 1000.0)
+        minutes = max(now - started, 5.0) / 60.0  # at least 5 s: one quick answer is not a rate
+        repeats = sum(r["is_repeat"] for r in rows)
+        return {"labels_per_minute": (len(rows) - repeats) / minutes, "repeats_per_minute": repeats / minutes}
 
     def history(self, limit: int = 8) -> list[dict[str, Any]]:
         rows = self.db.execute(

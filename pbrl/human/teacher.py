@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from pbrl.errors import ConfigError, check_choice
+from pbrl.human.instructions import default_instruction
 from pbrl.human.server import ViewerConfig, ViewerServer, make_app
 from pbrl.human.store import LabelStore, training_target
 from pbrl.human.worker import ClipSettings, RenderWorker
@@ -33,7 +34,8 @@ from pbrl.query.base import QueryPool
 from pbrl.teachers.base import Answers, RoundInfo, Teacher
 
 MODES = ("sync", "async")
-FIELDS = {"name", "mode", "instruction", "serve", "host", "port", "repeat_fraction", "undo_grace_s", "clip"}
+FIELDS = {"name", "mode", "instruction", "serve", "host", "port", "repeat_fraction", "repeat_gap", "undo_grace_s",
+          "min_clip_s", "clip"}
 
 
 def validate(cfg: Mapping[str, Any]) -> None:
@@ -49,7 +51,10 @@ def validate(cfg: Mapping[str, Any]) -> None:
     port = cfg.get("port", 0)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigError("teacher.port", f"got {port!r}; allowed: 0 (any free port) to 65535")
-    for key, low, high in (("repeat_fraction", 0.0, 0.5), ("undo_grace_s", 0.0, 60.0)):
+    gap = cfg.get("repeat_gap", 10)
+    if isinstance(gap, bool) or not isinstance(gap, int) or not 0 <= gap <= 1000:
+        raise ConfigError("teacher.repeat_gap", f"got {gap!r}; allowed: an integer from 0 to 1000")
+    for key, low, high in (("repeat_fraction", 0.0, 0.5), ("undo_grace_s", 0.0, 60.0), ("min_clip_s", 0.0, 10.0)):
         value = cfg.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise ConfigError(f"teacher.{key}", f"got {value!r}; allowed: a number in [{low}, {high}]")
@@ -60,7 +65,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"teacher.clip.{unknown[0]}", f"not a clip setting; allowed: {', '.join(sorted(allowed))}")
     check_choice("teacher.clip.format", clip.get("format", "mp4"), ("mp4", "webm", "gif"))
     for key in ("width", "height"):
-        value = clip.get(key, 320)
+        value = clip.get(key, 640)
         if isinstance(value, bool) or not isinstance(value, int) or not 32 <= value <= 1920:
             raise ConfigError(f"teacher.clip.{key}", f"got {value!r}; allowed: an integer from 32 to 1920")
     for key in ("fps", "hold_s"):
@@ -84,11 +89,13 @@ class HumanTeacher(Teacher):
         self.run_dir = Path(run_dir)
         self.store = LabelStore.for_run(self.run_dir)
         self.clip_dir = self.store.path.parent / "clips"
-        instruction = cfg.get("instruction") or "Which clip shows the better behaviour?"
+        instruction = cfg.get("instruction") or default_instruction(env_id)
         for key, value in (("instruction", instruction), ("k", k), ("budget", budget), ("env_id", env_id),
                            ("mode", cfg.get("mode", "sync"))):
             self.store.set_meta(key, value)
-        self.store.set_meta("waiting_since", None)
+        for key in ("waiting_since", "next_round_step"):
+            self.store.set_meta(key, None)
+        self.store.set_meta("done", False)  # a run resumed or extended takes labels again
         self.delivered = 0  # highest label id handed to the learner
         self.failed_seen: set[int] = set()  # queries whose clips failed, counted as skipped once
         self.worker = RenderWorker(self.store.path, self.clip_dir, env_id, dict(env_kwargs or {}),
@@ -96,7 +103,8 @@ class HumanTeacher(Teacher):
         self.server: ViewerServer | None = None
         if cfg.get("serve", True):
             app = make_app(ViewerConfig(self.store.path, self.clip_dir, instruction=instruction,
-                                        repeat_fraction=float(cfg.get("repeat_fraction", 0.0)), seed=seed))
+                                        repeat_fraction=float(cfg.get("repeat_fraction", 0.0)),
+                                        repeat_gap=int(cfg.get("repeat_gap", 10)), seed=seed))
             self.server = ViewerServer(app, cfg.get("host", "127.0.0.1"), int(cfg.get("port", 0)))
             (self.store.path.parent / "viewer_url.txt").write_text(self.server.url + "\n")
             self.log(f"label at {self.server.url}")
@@ -135,18 +143,44 @@ class HumanTeacher(Teacher):
         counts = self.store.counts()
         return counts["rendering"] + counts["ready"]
 
+    def undelivered(self) -> int:
+        return sum(1 for lab in self.store.training_labels().values() if lab["id"] > self.delivered)
+
     def already_asked(self) -> int:
         return self.store.counts()["queries"]
 
-    def tick(self, step: int, total_steps: int) -> None:
+    def tick(self, step: int, total_steps: int, next_round: int | None = None) -> None:
         self.store.set_meta("trainer_step", step)
         self.store.set_meta("total_steps", total_steps)
+        self.store.set_meta("next_round_step", next_round)
         self._heartbeat(force=True)
         self._check_worker()
 
-    def close(self) -> None:
+    def finish(self) -> str:
+        """Training ended normally: the viewer says so and serves no more; returns what became of the labels."""
+        undelivered = [lab for lab in self.store.training_labels().values() if lab["id"] > self.delivered]
+        counts = self.store.counts()
+        unlabelled = counts["ready"] + counts["rendering"]
+        self.store.set_meta("unused_labels", len(undelivered))
+        self.store.set_meta("unlabelled_at_end", unlabelled)
         self.store.set_meta("waiting_since", None)
         self.store.set_meta("done", True)
+        note = f"{self.delivered_count} labels from the person"
+        if undelivered:
+            note += f"; {len(undelivered)} arrived after the last reward update and were not used"
+        if unlabelled:
+            note += f"; {unlabelled} queries were left unlabelled"
+        return note
+
+    @property
+    def delivered_count(self) -> int:
+        """Labels handed to the learner so far ("can't tell" included: asked, not trained on)."""
+        return sum(1 for lab in self.store.training_labels().values() if lab["id"] <= self.delivered
+                   and lab["consumed"] is not None)
+
+    def close(self) -> None:
+        self.store.set_meta("waiting_since", None)
+        self.store.set_meta("trainer_heartbeat", 0)  # the viewer says at once that no trainer is running
         self.worker.stop()
         if self.server is not None:
             self.server.close()

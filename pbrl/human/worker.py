@@ -26,8 +26,8 @@ from typing import Any
 class ClipSettings:
     """How clips look; ``teacher.clip`` in the config."""
 
-    width: int = 320
-    height: int = 240
+    width: int = 640  # 480p: a 320 x 240 clip scaled to half a laptop screen looks soft
+    height: int = 480
     fps: float = 30.0  # target frame rate (every k-th env step is drawn)
     hold_s: float = 0.2  # the last frame is held this long at the loop point
     format: str = "mp4"  # mp4 (H.264) | webm (VP9) | gif

@@ -20,7 +20,8 @@ def make_teacher(cfg: Mapping[str, Any], ledger: RewardLedger, rng: np.random.Ge
     """The teacher the ``teacher`` config group names (not ``none``), checked field by field.
 
     ``run`` tells a human teacher where and what it labels: ``run_dir``, ``env_id``, ``env_kwargs``,
-    ``k`` (segments per query), ``budget``, ``seed`` and the experiment's ``instruction``.
+    ``k`` (segments per query), ``budget``, ``seed``, the experiment's ``instruction`` and ``log``
+    (the run's message function: stdout and ``train.log``).
     """
     name = cfg.get("name")
     if name not in TEACHERS or name == "none":
@@ -33,7 +34,7 @@ def make_teacher(cfg: Mapping[str, Any], ledger: RewardLedger, rng: np.random.Ge
         if not cfg.get("instruction") and run.get("instruction"):
             cfg = {**cfg, "instruction": run["instruction"]}  # the experiment's words for its task
         return HumanTeacher(cfg, run["run_dir"], run["env_id"], run.get("env_kwargs"), run["k"], run["budget"],
-                            run.get("seed", 0))
+                            run.get("seed", 0), log=run.get("log"))
     params = {k: v for k, v in cfg.items() if k not in ("name", "preset")}
     allowed = _SCRIPTED_FIELDS | ({"pitch_qpos"} if name == "backflip" else set())
     unknown = sorted(set(params) - allowed)

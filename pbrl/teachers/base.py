@@ -74,12 +74,23 @@ class Teacher(ABC):
         """Queries asked and not answered yet."""
         return 0
 
+    def undelivered(self) -> int:
+        """Answers given and not yet handed over by ``collect`` (a person's, between rounds or across a restart)."""
+        return 0
+
     def already_asked(self) -> int:
         """Queries this teacher holds from before a restart (they count against the budget)."""
         return 0
 
-    def tick(self, step: int, total_steps: int) -> None:
-        """The trainer's progress, for teachers that show it (called every few hundred steps)."""
+    def tick(self, step: int, total_steps: int, next_round: int | None = None) -> None:
+        """The trainer's progress and the step of its next round (None: no more), for teachers that show it.
+
+        Called every few hundred steps and after each round.
+        """
+
+    def finish(self) -> str | None:
+        """Training ended normally; returns a line on what became of the labels, for teachers that track them."""
+        return None
 
     def close(self) -> None:
         """Release what the teacher holds (servers, workers)."""

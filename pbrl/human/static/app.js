@@ -40,6 +40,7 @@ async function api(path, body) {
   try {
     res = await fetch(path, init);
   } catch (err) {
+    setOffline(true);
     throw new ApiError("the viewer server does not answer (is pbrl still running?)", 0, null);
   }
   let data = null;
@@ -235,20 +236,73 @@ class Clock {
 
 // ----- page state --------------------------------------------------------------------------------
 
+/**
+ * The queries this page holds, leased from the server: items[0] is on screen, the others load in
+ * the hidden box so that the next pair starts at once after an answer.
+ *
+ * Transitions: `fill` tops the queue up (one at a time; the flag is set before the first await,
+ * so a fill that has nothing to do cannot leave a stale "busy" behind: the stall after an undo),
+ * `remove` drops an answered item, `promote` puts an undone pair in front.
+ */
+class Queue {
+  constructor(depth = 2) {
+    this.items = [];
+    this.depth = depth;
+    this.filling = false;
+  }
+
+  get current() { return this.items[0] || null; }
+
+  has(id) { return this.items.some((h) => h.query.id === id); }
+
+  /** Lease queries until `depth` are held or the server has none; `onAdded(item)` after each. */
+  async fill(onAdded) {
+    if (this.filling) return;
+    this.filling = true;
+    try {
+      while (this.items.length < this.depth) {
+        const params = new URLSearchParams({ annotator: annotator() });
+        if (this.items.length) params.set("exclude", this.items.map((h) => h.query.id).join(","));
+        const data = await api(`/api/next?${params}`);
+        if (!data.query) break;
+        if (this.has(data.query.id)) break; // an undo put it here while the request was out
+        const item = prepare(data.query);
+        this.items.push(item);
+        onAdded(item);
+      }
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  remove(item) {
+    const i = this.items.indexOf(item);
+    if (i >= 0) this.items.splice(i, 1);
+  }
+
+  /** Put the pair with `query` first: the held item if there is one, else a newly prepared one. */
+  promote(query) {
+    let item = this.items.find((h) => h.query.id === query.id && h.query.repeat === query.repeat);
+    if (item) this.remove(item);
+    else item = prepare(query);
+    this.items.unshift(item);
+    return item;
+  }
+}
+
 const clock = new Clock();
-const held = []; // prepared queries leased to this page; held[0] is on screen, the rest preload
-let shown; // the item on screen: null shows the "rendering" notice, undefined before the first display()
+const queue = new Queue(2);
+let shown = null; // the item on screen; null: the stage shows why nothing is there
 let ranking = []; // K-way: screen positions picked so far, best first
 let submitting = false;
+let offline = false; // the server did not answer the last call
 let labelsSent = 0;
 let undos = 0;
-let nextChain = Promise.resolve(); // /api/next calls run one at a time, so `exclude` is always complete
 let lastState = null;
 let messageTimer = null;
 
 function annotator() {
-  const name = $("annotator").value.trim();
-  return name || "anonymous";
+  return $("annotator").value.trim() || "anonymous";
 }
 
 function showMessage(text, kind = "error") {
@@ -265,7 +319,7 @@ function clearMessage() {
   $("message").textContent = "";
 }
 
-/** Video elements (already loading, in the hidden box) for one query from /api/next. */
+/** Video elements (already loading, in the hidden box) for one query from the server. */
 function prepare(query) {
   const videos = [];
   const tiles = query.clips.map((url, i) => {
@@ -296,51 +350,24 @@ function prepare(query) {
   return { query, videos, tiles, shownAt: null, playedAt: null, replays: 0 };
 }
 
-/** Lease one more query (serialised with every other /api/next call); inserted at the front or the back. */
-function leaseNext(front = false) {
-  const job = nextChain.then(async () => {
-    const exclude = held.map((h) => h.query.id).join(",");
-    const params = new URLSearchParams({ annotator: annotator() });
-    if (exclude) params.set("exclude", exclude);
-    const data = await api(`/api/next?${params}`);
-    if (!data.query || held.some((h) => h.query.id === data.query.id)) return null;
-    const item = prepare(data.query);
-    if (front) held.unshift(item); else held.push(item);
-    return item;
-  });
-  nextChain = job.catch(() => null);
-  return job;
-}
-
-let filling = null;
-
-/** Keep the query on screen and the next one leased and loading. */
+/** Keep a pair on screen and the next one loading (every answer, undo and poll calls this). */
 function fill() {
-  if (filling) return filling;
-  filling = (async () => {
-    try {
-      while (held.length < 2) {
-        const item = await leaseNext(false);
-        if (!item) break;
-        if (held[0] === item) display();
-      }
-    } catch (err) {
-      showMessage(err.message);
-    } finally {
-      filling = null;
-      if (!shown) display();
-    }
-  })();
-  return filling;
+  if (offline || !named()) return Promise.resolve();
+  return queue.fill(() => { if (!shown) display(); })
+    .catch((err) => { if (err.status !== 0) showMessage(err.message); })
+    .finally(() => { if (!shown) display(); });
 }
 
-/** Put held[0] on screen (or the "rendering" notice when nothing is held). */
+/** Put the queue's first item on screen, or the reason there is none. */
 function display() {
-  const item = held[0] || null;
-  if (item === shown) return;
+  const item = queue.current;
+  if (item === shown) {
+    if (!item) showIdle();
+    return;
+  }
   if (shown) {
     clock.detach();
-    if (held.includes(shown)) $("preload").append(...shown.tiles); // demoted by an undo: keep it loaded
+    if (queue.items.includes(shown)) $("preload").append(...shown.tiles); // demoted by an undo: keep it loaded
     else release(shown);
   }
   shown = item;
@@ -348,20 +375,21 @@ function display() {
   const stage = $("stage");
   document.body.dataset.queryId = item ? String(item.query.id) : "";
   if (!item) {
-    document.body.dataset.phase = "empty";
-    $("empty").hidden = false;
-    stage.hidden = true;
+    showIdle();
     return;
   }
   $("empty").hidden = true;
   stage.hidden = false;
   const k = item.query.k;
   stage.className = `stage k${k}`;
-  stage.style.setProperty("--cols", String(k === 2 ? 2 : k <= 3 ? k : Math.ceil(Math.sqrt(k))));
+  const cols = k === 2 ? 2 : k <= 3 ? k : Math.ceil(Math.sqrt(k));
+  stage.style.setProperty("--cols", String(cols));
+  stage.style.setProperty("--rows", String(Math.ceil(k / cols)));
   stage.replaceChildren(...item.tiles);
   document.body.classList.toggle("mode-rank", k > 2);
   document.body.classList.toggle("mode-pair", k <= 2);
   $("rank-keys").textContent = `1…${k}`;
+  $("repeat-tag").hidden = !item.query.repeat;
   document.body.dataset.phase = "labelling";
   item.shownAt = performance.now();
   item.playedAt = null;
@@ -371,6 +399,15 @@ function display() {
   $("scrub").max = String(item.query.duration_s);
   renderRanking();
   clock.start(0);
+}
+
+/** The stage's "nothing to show" box, with its reason. */
+function showIdle() {
+  document.body.dataset.phase = "empty";
+  $("empty").hidden = false;
+  $("stage").hidden = true;
+  $("repeat-tag").hidden = true;
+  renderIdle();
 }
 
 clock.onStarted = () => {
@@ -393,6 +430,10 @@ function clearMessageIf(kind) {
 
 async function answer(kind) {
   if (!shown || submitting) return;
+  if (offline) {
+    showMessage("the viewer server is not answering: nothing can be labelled until it is back");
+    return;
+  }
   const item = shown;
   const q = item.query;
   if ((kind === "left" || kind === "right") && q.k !== 2) {
@@ -414,7 +455,7 @@ async function answer(kind) {
     clearMessage();
     advance(item);
   } catch (err) {
-    if (err.status === 409 && err.field === "query_id") { // labelled elsewhere meanwhile: nothing to keep
+    if (err.status === 409 && err.field === "query_id") { // labelled elsewhere, or the run ended: nothing to keep
       showMessage(`${err.message} — skipped`, "info");
       advance(item);
     } else {
@@ -428,15 +469,14 @@ async function answer(kind) {
 }
 
 function advance(item) {
-  const i = held.indexOf(item);
-  if (i >= 0) held.splice(i, 1);
+  queue.remove(item);
   display();
   fill();
   pollState();
 }
 
 async function undo() {
-  if (submitting) return;
+  if (submitting || offline) return;
   if (shown && shown.query.k > 2 && ranking.length) { // a partial ranking: take back the last pick
     ranking.pop();
     renderRanking();
@@ -446,13 +486,7 @@ async function undo() {
   try {
     const res = await api("/api/undo", { annotator: annotator() });
     undos += 1;
-    let item = held.find((h) => h.query.id === res.query_id);
-    if (item) {
-      held.splice(held.indexOf(item), 1);
-      held.unshift(item);
-    } else {
-      item = await leaseNext(true);
-    }
+    queue.promote(res.query); // the undone pair, as it was shown, goes on screen next
     showMessage(`undid the label of query ${res.query_id}`, "info");
     display();
     pollState();
@@ -540,12 +574,23 @@ function bindControls() {
   window.addEventListener("pointercancel", endScrub);
 
   const name = $("annotator");
-  name.value = localStorage.getItem("pbrl.annotator") || "anonymous";
+  name.value = localStorage.getItem("pbrl.annotator") || "";
   name.addEventListener("change", () => {
     name.value = annotator();
     localStorage.setItem("pbrl.annotator", name.value);
   });
   name.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === "Escape") name.blur(); });
+
+  // first visit: ask who is labelling before the first answer is stored under a name
+  $("who-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const given = $("who-name").value.trim();
+    if (!given) return;
+    name.value = given;
+    localStorage.setItem("pbrl.annotator", given);
+    $("who").close();
+    fill();
+  });
 
   $("stats-button").addEventListener("click", (e) => { e.currentTarget.blur(); openStats(); });
   $("stats-close").addEventListener("click", () => $("stats").close());
@@ -554,7 +599,7 @@ function bindControls() {
 function onKey(e) {
   const t = e.target;
   if (t && (t.isContentEditable || t.tagName === "TEXTAREA" || (t.tagName === "INPUT" && t.type !== "range"))) return;
-  if (e.ctrlKey || e.metaKey || e.altKey || $("stats").open) return;
+  if (e.ctrlKey || e.metaKey || e.altKey || $("stats").open || $("who").open) return;
   const k = e.key;
   let handled = true;
   if (k in ANSWER_KEYS) {
@@ -589,22 +634,26 @@ function renderState(s) {
   $("instruction").textContent = s.instruction;
   const c = s.counts;
   const budget = s.budget ? ` / ${fmt(s.budget)}` : "";
-  $("progress-text").textContent = `${fmt(c.labelled)}${budget} labelled · ${fmt(c.ready)} ready` +
+  $("progress-text").textContent = `${fmt(c.labelled)}${budget} labelled` +
+    (c.repeats ? ` · ${fmt(c.repeats)} repeats` : "") + ` · ${fmt(c.ready)} ready` +
     (c.rendering ? ` · ${fmt(c.rendering)} rendering` : "") + (c.failed ? ` · ${fmt(c.failed)} failed` : "");
   $("progress-fill").style.width = s.budget ? `${Math.min(100, (100 * c.labelled) / s.budget)}%` : "0%";
-  $("rate").textContent = `${s.labels_per_minute} labels/min`;
+  const rate = s.labels_per_minute;
+  $("rate").textContent = rate === null ? "– labels/min" :
+    `${rate.toFixed(1)} labels/min` + (s.repeats_per_minute ? ` (+${s.repeats_per_minute.toFixed(1)} repeats)` : "");
   const tr = s.trainer;
   let trainer;
-  if (tr.done) trainer = "training done";
+  if (tr.done) trainer = "training finished";
   else if (tr.step === null || tr.step === undefined) trainer = "trainer not started";
   else {
     trainer = `step ${fmt(tr.step)}` + (tr.total_steps ? ` / ${fmt(tr.total_steps)}` : "") +
-      (tr.alive ? "" : " (no heartbeat)");
+      (tr.alive ? "" : " (not running)");
   }
   $("trainer").textContent = trainer;
   $("waiting-banner").hidden = !tr.waiting;
   $("waiting-time").textContent = tr.waiting && tr.waiting_s !== null ? ` · ${Math.round(tr.waiting_s)} s` : "";
   document.body.classList.toggle("agent-waiting", Boolean(tr.waiting));
+  document.body.classList.toggle("finished", Boolean(tr.done));
   const items = s.history.map((h) => {
     const li = document.createElement("li");
     li.className = h.undone ? "undone" : "";
@@ -614,6 +663,62 @@ function renderState(s) {
     return li;
   });
   $("history").replaceChildren(...items);
+  if (!shown) renderIdle();
+}
+
+/** The stage when no pair is held: say exactly why, from the server's `idle` state. */
+function renderIdle() {
+  const s = lastState;
+  const title = $("empty-title");
+  const detail = $("empty-detail");
+  let kind = "loading";
+  let head = "loading…";
+  let more = "";
+  if (offline) {
+    kind = "offline";
+    head = "The viewer server has stopped.";
+    more = "Every label you gave is saved. If training is still meant to run, restart it (or pbrl-label RUN_DIR) and reload this page.";
+  } else if (!named()) {
+    kind = "who";
+    head = "Who is labelling?";
+  } else if (s) {
+    const idle = s.idle;
+    const tr = s.trainer;
+    kind = idle.kind;
+    if (kind === "finished") {
+      head = `Training has finished. Thank you: ${fmt(s.counts.labelled)} queries labelled.`;
+      const notes = [];
+      if (tr.unused_labels) notes.push(`${fmt(tr.unused_labels)} labels arrived after the last reward update and were not used`);
+      if (tr.unlabelled) notes.push(`${fmt(tr.unlabelled)} queries were left unlabelled`);
+      more = notes.length ? `${notes.join("; ")}.` : "Every label was used. You can close this page.";
+    } else if (kind === "all_done") {
+      head = `All done: every one of the ${fmt(s.budget)} queries is labelled.`;
+      more = tr.step !== null && tr.total_steps ? `The agent trains on without you until step ${fmt(tr.total_steps)} ` +
+        `(now at ${fmt(tr.step)}). You can close this page.` : "You can close this page.";
+    } else if (kind === "rendering") {
+      head = `Rendering the clips of ${fmt(idle.rendering)} ${idle.rendering === 1 ? "query" : "queries"}…`;
+      more = "the next pair appears as soon as its clips are written";
+    } else if (kind === "ready") {
+      head = "Loading the next pair…";
+    } else if (kind === "no_trainer") {
+      head = tr.step === null || tr.step === undefined ? "Waiting for the trainer to start…" :
+        "The trainer is not running.";
+      more = "Queries appear here when it asks; labels you give are kept and used when it runs.";
+    } else if (kind === "next_round") {
+      head = idle.next_round_step !== null && idle.next_round_step !== undefined
+        ? `Waiting for the agent's next round at step ${fmt(idle.next_round_step)}.`
+        : "Waiting for the agent's next round.";
+      more = `The agent is at step ${fmt(idle.step)}` + (idle.total_steps ? ` of ${fmt(idle.total_steps)}` : "") +
+        "; new pairs appear here by themselves.";
+    }
+  }
+  document.body.dataset.idle = kind;
+  if (title.textContent !== head) title.textContent = head;
+  if (detail.textContent !== more) detail.textContent = more;
+}
+
+function named() {
+  return $("annotator").value.trim() !== "";
 }
 
 let polling = null;
@@ -623,15 +728,29 @@ function pollState() {
   polling = api(`/api/state?${new URLSearchParams({ annotator: annotator() })}`)
     .then((s) => {
       lastState = s;
+      setOffline(false);
       renderState(s);
-      document.body.classList.remove("offline");
     })
     .catch((err) => {
-      $("progress-text").textContent = err.message;
-      document.body.classList.add("offline");
+      if (err.status !== 0) $("progress-text").textContent = err.message;
     })
     .finally(() => { polling = null; });
   return polling;
+}
+
+/** The server stopped (or came back): answers are refused on the page, not lost in the network. */
+function setOffline(value) {
+  if (offline === value) return;
+  offline = value;
+  document.body.classList.toggle("offline", value);
+  document.querySelectorAll("#answers button, #undo").forEach((b) => { b.disabled = value; });
+  if (value) {
+    showMessage("the viewer server has stopped: your labels so far are saved; nothing more can be labelled here");
+    $("progress-text").textContent = "server stopped";
+  } else {
+    clearMessageIf("error");
+  }
+  if (!shown) renderIdle();
 }
 
 async function openStats() {
@@ -704,14 +823,15 @@ window.pbrl = {
     const q = shown ? shown.query : null;
     return {
       queryId: q ? q.id : null, k: q ? q.k : null, order: q ? q.order.slice() : null, repeat: q ? q.repeat : null,
-      held: held.map((h) => h.query.id), ranking: ranking.slice(), playing: clock.playing && !clock.busy,
+      held: queue.items.map((h) => h.query.id), ranking: ranking.slice(), playing: clock.playing && !clock.busy,
       times: clock.videos.map((v) => v.currentTime), rate: clock.rate, restarts: clock.restarts,
-      resyncs: clock.resyncs, labelsSent, undos, submitting, annotator: annotator(),
-      phase: document.body.dataset.phase, message: $("message").hidden ? null : $("message").textContent,
-      server: lastState,
+      resyncs: clock.resyncs, labelsSent, undos, submitting, offline, annotator: annotator(),
+      phase: document.body.dataset.phase, idle: document.body.dataset.idle || null,
+      idleText: $("empty").hidden ? null : $("empty").textContent.trim(),
+      message: $("message").hidden ? null : $("message").textContent, server: lastState,
     };
   },
-  clock, answer, undo, pick, replay, setSpeed,
+  clock, queue, answer, undo, pick, replay, setSpeed,
 };
 
 bindControls();
@@ -721,9 +841,10 @@ document.addEventListener("click", (e) => { // after the browser blocked autopla
   if (shown && blocked && !clock.playing && !e.target.closest("button")) clock.start(0);
 });
 requestAnimationFrame(frameLoop);
+if (!named()) $("who").showModal();
 pollState();
 fill();
 setInterval(() => {
   pollState();
-  if (held.length < 2 && !submitting) fill();
+  if (queue.items.length < queue.depth && !submitting) fill();
 }, 1000);
