@@ -1,11 +1,12 @@
 """How fast pbrl renders the clips a human labeller watches, per video format.
 
     python experiments/bench_clips.py                      # Hopper-v5, 1 s (125-step) segments at 640x480, 20 clips each
-    python experiments/bench_clips.py --segment 50 --width 320 --height 240   # the clips before issue 13
+    python experiments/bench_clips.py --segment 50 --width 320 --height 240 --fps 30   # the clips before issue 13
+    LP_NUM_THREADS=1 python experiments/bench_clips.py     # llvmpipe on one core, as the render worker runs it
 
 Collects a few random-action Hopper-v5 episodes (``terminate_when_unhealthy=False``, so they are
 long enough for the segments) with the simulator state of every step, then renders ``--clips``
-random segments per format with one ClipRenderer (the human teacher's defaults: 640x480, ~30 fps,
+random segments per format with one ClipRenderer (the human teacher's defaults: 640x480, ~25 fps,
 0.2 s hold, 125 steps = 1 s of Hopper). One clip
 per format is rendered first and not timed (GL context, ffmpeg start-up). ms/clip covers restoring
 the states, rendering offscreen and encoding; the rendering alone is timed once more without
@@ -90,6 +91,7 @@ def main() -> None:
     parser.add_argument("--segment", type=int, default=125, help="env steps per clip (125 = 1 s of Hopper)")
     parser.add_argument("--width", type=int, default=640, help="clip width in pixels")
     parser.add_argument("--height", type=int, default=480, help="clip height in pixels")
+    parser.add_argument("--fps", type=float, default=25.0, help="target frames per second of simulated time")
     parser.add_argument("--formats", default="mp4,webm", help="comma-separated: mp4, webm, gif")
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_clips.md")
     args = parser.parse_args()
@@ -105,7 +107,7 @@ def main() -> None:
     rows, render_ms, render_cpu_ms = [], None, None
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in args.formats.split(","):
-            with ClipRenderer(args.env, ENV_KWARGS, args.width, args.height, fmt=fmt) as clips:
+            with ClipRenderer(args.env, ENV_KWARGS, args.width, args.height, args.fps, fmt=fmt) as clips:
                 clips.render(segments[-1], Path(tmp) / f"warmup.{fmt}")
                 start, cpu = time.perf_counter(), cpu_seconds()
                 infos = [clips.render(s, Path(tmp) / f"{fmt}_{i:03d}.{fmt}") for i, s in enumerate(segments[:-1])]
@@ -133,7 +135,9 @@ def main() -> None:
             f"Rendering alone (restore state + offscreen frame, no encoding): {render_ms:.0f} ms/clip, "
             f"{render_cpu_ms:.0f} CPU ms/clip.", "",
             f"Command: `python experiments/bench_clips.py --env {args.env} --clips {args.clips} "
-            f"--segment {args.segment} --width {args.width} --height {args.height} --formats {args.formats}`", ""]
+            f"--segment {args.segment} --width {args.width} --height {args.height} --fps {args.fps:g} "
+            f"--formats {args.formats}` (LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', 'unset')}: "
+            "the render worker sets 1, so that rendering takes one core)", ""]
     print("\n".join(text))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     earlier = args.out.read_text() if args.out.exists() else ""

@@ -9,7 +9,7 @@ and not yet labelled) twice a second. Prints and saves a table: label acknowledg
 (POST /api/label until the 200, which comes after the commit) p50/p99, the ready queue's depth, how
 often the labeller found nothing to label, and the training speed against the same run with the
 scripted oracle (``--no-baseline`` skips that run). The new table goes on top of
-experiments/results/bench_viewer.md; earlier ones stay below it. ``--screenshot docs/viewer.png`` also saves
+experiments/results/bench_viewer.md; earlier ones stay below it. ``--screenshot outputs/viewer.png`` also saves
 what a person sees halfway through the session (headless system Chromium through Playwright).
 """
 
@@ -53,9 +53,24 @@ def _config(steps: int, teacher: list[str]) -> dict:
     return cfg
 
 
+def why_empty(store) -> str:
+    """Why the labeller found nothing: "unasked" (the trainer has not asked), "round start" (a round was just
+    asked and its first pair is still rendering) or "behind" (the renderer fell behind the person)."""
+    rows = store.db.execute("SELECT round, status FROM queries").fetchall()
+    rendering = [r["round"] for r in rows if r["status"] == "rendering"]
+    if not rendering:
+        return "unasked"
+    latest = max(r["round"] for r in rows)
+    started = any(r["round"] == latest and r["status"] != "rendering" for r in rows)
+    return "round start" if not started and all(r == latest for r in rendering) else "behind"
+
+
 def labeller(url_file, every: float, stop: threading.Event, latencies: list, empty: list) -> None:
+    from pbrl.human.store import LabelStore
+
     while not url_file.exists():
         time.sleep(0.1)
+    store = LabelStore(url_file.parent / "labels.sqlite")
     base, token = url_file.read_text().strip().split("/?token=")
     headers = {"X-PBRL-Token": token, "Content-Type": "application/json"}
     rng = np.random.default_rng(0)
@@ -63,8 +78,7 @@ def labeller(url_file, every: float, stop: threading.Event, latencies: list, emp
         req = urllib.request.Request(f"{base}/api/next?annotator=bench", headers=headers)
         q = json.load(urllib.request.urlopen(req))["query"]
         if q is None:  # nothing to show: still rendering, or nothing asked yet (the trainer's pace)
-            req = urllib.request.Request(f"{base}/api/state", headers=headers)
-            empty.append((time.time(), json.load(urllib.request.urlopen(req))["counts"]["rendering"]))
+            empty.append((time.time(), why_empty(store)))
             continue
         answer = ["left", "right", "equal"][int(rng.integers(3))]
         body = json.dumps({"query_id": q["id"], "annotator": "bench", "answer": answer, "order": q["order"],
@@ -73,6 +87,18 @@ def labeller(url_file, every: float, stop: threading.Event, latencies: list, emp
         with urllib.request.urlopen(urllib.request.Request(f"{base}/api/label", data=body, headers=headers)) as r:
             assert r.status == 200
         latencies.append(time.perf_counter() - t0)
+    store.close()
+
+
+def first_pair_latency(store_path) -> np.ndarray:
+    """Seconds from each round's queries being asked to its first pair being ready to show."""
+    from pbrl.human.store import LabelStore
+
+    store = LabelStore(store_path)
+    rows = store.db.execute("SELECT round, MIN(created) AS asked, MIN(rendered) AS ready FROM queries "
+                            "WHERE rendered IS NOT NULL GROUP BY round").fetchall()
+    store.close()
+    return np.asarray([r["ready"] - r["asked"] for r in rows])
 
 
 def sampler(store_path, stop: threading.Event, depth: list) -> None:
@@ -156,8 +182,11 @@ def main() -> None:
             d = np.asarray(d[first:] or [0])
             row.update(ack_p50=np.percentile(ms, 50), ack_p99=np.percentile(ms, 99), acks=len(ms),
                        depth_min=d.min(), depth_median=np.median(d), depth_max=d.max(), tries=len(ms) + len(empty),
-                       empty_rendering=sum(1 for _, rendering in empty if rendering > 0),
-                       empty_unasked=sum(1 for _, rendering in empty if rendering == 0))
+                       behind=sum(1 for _, why in empty if why == "behind"),
+                       round_start=sum(1 for _, why in empty if why == "round start"),
+                       empty_unasked=sum(1 for _, why in empty if why == "unasked"))
+            first = first_pair_latency(run_dir / "human" / "labels.sqlite")
+            row.update(first_p50=np.median(first), first_max=first.max())
         rows.append(row)
         print(row, flush=True)
     human = rows[0]
@@ -168,20 +197,25 @@ def main() -> None:
              f"every {args.every:g} s run beside the training, on {machine()}; load average at the end "
              f"{__import__('os').getloadavg()[0]:.1f}).", "",
              "| run | env steps/s | labels | label ack p50 | ack p99 | ready queue min / median / max | "
-             "nothing ready: clips still rendering | nothing ready: nothing asked yet |",
-             "|---|---|---|---|---|---|---|---|"]
+             "nothing ready: the renderer behind the person | nothing ready: a new round's first pair rendering "
+             "| nothing ready: nothing asked yet | a round's first pair ready after (median / max) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "ack_p50" in r:
             lines.append(f"| {r['run']} | {r['steps_per_s']:.0f} | {r['acks']} | {r['ack_p50']:.1f} ms | "
                          f"{r['ack_p99']:.1f} ms | {r['depth_min']:.0f} / {r['depth_median']:.0f} / "
-                         f"{r['depth_max']:.0f} | {r['empty_rendering']} of {r['tries']} tries | "
-                         f"{r['empty_unasked']} of {r['tries']} tries |")
+                         f"{r['depth_max']:.0f} | {r['behind']} of {r['tries']} tries | "
+                         f"{r['round_start']} of {r['tries']} tries | {r['empty_unasked']} of {r['tries']} tries | "
+                         f"{r['first_p50']:.1f} s / {r['first_max']:.1f} s |")
         else:
-            lines.append(f"| {r['run']} | {r['steps_per_s']:.0f} | {r['labels']} | | | | | |")
-    lines += ["", "The ready queue is counted from the first rendered query on. \"Nothing asked yet\": the person "
-              "was faster than the trainer asks (here 10 queries per 1000 env steps), counted from the start, so "
-              "it includes the wait for the first round; \"still rendering\": the person waited on the clip "
-              "renderer."]
+            lines.append(f"| {r['run']} | {r['steps_per_s']:.0f} | {r['labels']} | | | | | | | |")
+    lines += ["", "The ready queue is counted from the first rendered query on. A try finds nothing when the "
+              "person is faster than the trainer asks (\"nothing asked yet\": here 10 queries per 1000 env steps, "
+              "counted from the start, so it includes the wait for the first round), when a round has just been "
+              "asked and its first pair's two clips are being rendered (the person was waiting for the agent "
+              "anyway: this adds the first pair's render time to that wait), or when the renderer has fallen "
+              "behind the person mid-round (\"the renderer behind the person\"), the wait this benchmark is "
+              "about."]
     if len(rows) > 1:
         lines += ["", f"Training speed with the person's pipeline running: {human['steps_per_s'] / rows[1]['steps_per_s']:.0%} "
                   "of the same run with the scripted oracle."]

@@ -177,6 +177,7 @@ class Workspace:
         self._clock_start, self._eval_time = time.perf_counter(), 0.0  # restarted by train()
         self._renderer: FrameRenderer | None = None
         self._video_failed = False
+        self._labels_note: str | None = None  # what became of a person's labels, from the teacher at the last step
 
     # ------------------------------------------------------------------------------ messages
     def say(self, message: str, error: bool = False) -> None:
@@ -268,6 +269,8 @@ class Workspace:
                 self._feedback_round_when_possible()
             if self.preference and self.step == steps:
                 self._fold_in_late_labels()  # before the final evaluation, so its learned return sees them
+                # from here on no answer could be used: the viewer says training has finished and takes no more
+                self._labels_note = self.learner.teacher.finish()
             if self.preference and self.step % 500 == 0:
                 self._tick_teacher()
             if not seeding(self.step) and not self._awaiting_first_round():
@@ -284,7 +287,7 @@ class Workspace:
             pbar.update(1)
         pbar.close()
         self._accumulate_time()
-        labels_note = self.learner.teacher.finish() if self.preference else None
+        labels_note = self._labels_note if self.preference else None
         summary = self._write_summary()
         torch.save(self.agent.state_dict(), self.run_dir / "agent.pt")
         if self.preference:
@@ -387,7 +390,7 @@ class Workspace:
         self._tick_teacher()  # the viewer learns at once when the next round comes
         if not stats["trained"]:  # an asynchronous teacher had no new labels yet
             if stats["asked_now"]:
-                self.say(f"feedback round at step {self.step}: asked {stats['asked_now']} queries; "
+                self.say(f"feedback round {self.learner.rounds} at step {self.step}: asked {stats['asked_now']} queries; "
                          f"{stats['labels']} labels so far, the reward model trains once new ones arrive")
             return
         stats["relabel_s"] = self.learner.relabel(self.buffer)

@@ -39,10 +39,10 @@ def test_hopper_clip_has_the_strided_frames_and_the_hold(tmp_path, fmt):
     states = _segment("Hopper-v5", 30)
     with ClipRenderer("Hopper-v5", fmt=fmt) as clips:
         info = clips.render(states, tmp_path / f"clip.{fmt}")
-    # Hopper renders at 125 fps: every 4th of 30 steps (0, 4, ..., 28) plus the last one (29)
-    hold = math.ceil(0.2 * 125 / 4)
-    assert clips.stride == 4 and info.fps == pytest.approx(31.25)
-    assert info.frames == 8 + 1 + hold and info.duration_s == pytest.approx(info.frames / 31.25)
+    # Hopper renders at 125 fps; clips aim at 25: every 5th of 30 steps (0, 5, ..., 25) plus the last one (29)
+    hold = math.ceil(0.2 * 125 / 5)
+    assert clips.stride == 5 and info.fps == pytest.approx(25.0)
+    assert info.frames == 6 + 1 + hold and info.duration_s == pytest.approx(info.frames / 25.0)
     assert (info.width, info.height) == (640, 480)  # 480p by default: a person sees these at half a screen
     frames = _decode(info.path)
     assert frames.shape == (info.frames, 480, 640, 3)
@@ -56,7 +56,7 @@ def test_hold_frames_repeat_the_last_frame(tmp_path):
         frames = clips.frames(states)
         info = clips.render(states, tmp_path / "clip.mp4")
     hold = clips.hold_frames
-    assert hold == 7 and len(frames) == info.frames
+    assert hold == 5 and len(frames) == info.frames  # ceil(0.2 s x 25 fps)
     for frame in frames[-hold:]:
         np.testing.assert_array_equal(frame, frames[-hold - 1])
     assert np.abs(frames[-hold - 1].astype(int) - frames[-hold - 2].astype(int)).mean() > 0  # the last step moved

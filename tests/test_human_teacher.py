@@ -283,12 +283,11 @@ def test_async_labels_after_the_last_round_train_a_final_update_and_later_ones_a
     def person_answers_late(self):
         _answer_what_waits(url_file, given, limit=8)  # after the last round (1400) and before the run ends ...
         fold_in(self)
-        _answer_what_waits(url_file, given)  # ... and one more during the final evaluation: too late for anything
 
     monkeypatch.setattr(Workspace, "_fold_in_late_labels", person_answers_late)
     ws = Workspace(tiny_config(*HUMAN, "steps=1700", "feedback.max_feedback=9", "teacher.mode=async"), run)
     summary = ws.train()
-    assert summary["feedback_asked"] == 9 and len(given) == 9
+    assert summary["feedback_asked"] == 9 and len(given) == 8
     assert summary["labels"] == 8 == len(ws.learner.labels)  # the eight were trained on at the end
     import csv
 
@@ -297,9 +296,43 @@ def test_async_labels_after_the_last_round_train_a_final_update_and_later_ones_a
     assert (run / "reward_model.pt").exists()
     log = (run / "train.log").read_text()
     assert "final reward update at step 1700: 8 labels arrived after the last round" in log
-    assert "1 arrived after the last reward update and were not used" in log
+    assert "(8 labels from the person; 1 query was left unlabelled)" in log
     store = LabelStore.for_run(run)
-    assert store.get_meta("done") is True and store.get_meta("unused_labels") == 1  # the viewer says the same
+    assert store.get_meta("done") is True and store.get_meta("unlabelled_at_end") == 1  # the viewer says the same
+    # from the final update on the run takes no more labels: the ninth pair is no longer offered, and a late
+    # answer to it is refused (the person is told) rather than stored and silently unused
+    import warnings
+
+    from pbrl.human.server import ViewerConfig, make_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    app = make_app(ViewerConfig(store.path, store.path.parent / "clips", token="t"))
+    client = TestClient(app, base_url="http://127.0.0.1:8000", headers={"X-PBRL-Token": "t"})
+    assert client.get("/api/next", params={"annotator": "late"}).json()["query"] is None
+    (ninth,) = [q for q in range(1, 10) if q not in given]
+    refused = client.post("/api/label", json={"query_id": ninth, "annotator": "late", "answer": "left", "order": [0, 1]})
+    assert refused.status_code == 409 and "training has finished" in refused.json()["error"]
+
+
+def test_labels_given_after_the_last_update_are_reported(tmp_path):
+    """A label that slips in between the final reward update and the end is named, to the person and in the log."""
+    cfg = {"name": "human", "serve": False, "undo_grace_s": 0.0}
+    teacher = HumanTeacher(cfg, tmp_path, "Hopper-v5", None, k=2, budget=10, log=lambda m: None)
+    try:
+        teacher.ask(_pool(0, n=3), RoundInfo(0))
+        store = LabelStore.for_run(tmp_path)
+        store.db.execute("UPDATE queries SET status = 'ready', clips = '[]', clip_fps = 30, clip_frames = 1")
+        store.add_label(1, "p", "left", [0, 1])
+        teacher.collect(wait=False)  # the last reward update takes label 1 ...
+        store.add_label(2, "p", "right", [0, 1])  # ... label 2 comes a moment later
+        note = teacher.finish()
+    finally:
+        teacher.close()
+    assert note == "1 labels from the person; 1 arrived after the last reward update and was not used; " \
+                   "1 query was left unlabelled"
+    assert (store.get_meta("unused_labels"), store.get_meta("unlabelled_at_end"), store.get_meta("done")) == (1, 1, True)
 
 
 def test_a_person_gets_clips_of_at_least_a_second(tmp_path):

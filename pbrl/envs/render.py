@@ -34,8 +34,11 @@ class FrameRenderer:
     """Renders RGB frames of an environment's current state.
 
     For MuJoCo tasks it drives ``mujoco.Renderer`` directly with a camera that tracks the root body
-    and with shadows and reflections off (about 5x faster under software GL). Other tasks fall
-    back to ``env.render()``, which needs the env made with ``render_mode="rgb_array"``.
+    and with shadows, reflections, the skybox and multisampling off: under software GL (Mesa's
+    llvmpipe, no GPU) a 640x480 Hopper frame then costs ~24 ms of CPU instead of ~70 with
+    multisampling and skybox (AMD EPYC, 2026-12-02; experiments/results/bench_clips.md), and
+    shadows cost ~5x more again. The sky is black. Other tasks fall back to ``env.render()``,
+    which needs the env made with ``render_mode="rgb_array"``.
     """
 
     def __init__(self, env, width: int = 320, height: int = 240):
@@ -50,6 +53,7 @@ class FrameRenderer:
             # the offscreen buffer is as large as the model asks (often 640 x 480): grow it for larger frames
             model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
             model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
+            model.vis.quality.offsamples = 0  # 4x multisampling doubles llvmpipe's cost; at 480p edges stay clean enough
             self._renderer = mujoco.Renderer(model, height, width)
             self._camera = mujoco.MjvCamera()
             self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
@@ -70,6 +74,7 @@ class FrameRenderer:
         flags = r.scene.flags
         flags[self._mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         flags[self._mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+        flags[self._mujoco.mjtRndFlag.mjRND_SKYBOX] = 0
         return r.render().copy()
 
     def close(self) -> None:

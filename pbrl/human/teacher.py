@@ -166,10 +166,11 @@ class HumanTeacher(Teacher):
         self.store.set_meta("waiting_since", None)
         self.store.set_meta("done", True)
         note = f"{self.delivered_count} labels from the person"
-        if undelivered:
-            note += f"; {len(undelivered)} arrived after the last reward update and were not used"
+        if undelivered:  # given between the final reward update and this call: a moment's window
+            n = len(undelivered)
+            note += f"; {n} arrived after the last reward update and {'was' if n == 1 else 'were'} not used"
         if unlabelled:
-            note += f"; {unlabelled} queries were left unlabelled"
+            note += f"; {unlabelled} {'query was' if unlabelled == 1 else 'queries were'} left unlabelled"
         return note
 
     @property

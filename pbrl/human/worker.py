@@ -28,7 +28,7 @@ class ClipSettings:
 
     width: int = 640  # 480p: a 320 x 240 clip scaled to half a laptop screen looks soft
     height: int = 480
-    fps: float = 30.0  # target frame rate (every k-th env step is drawn)
+    fps: float = 25.0  # target frame rate (every k-th env step is drawn; Hopper: every 5th, 25 fps)
     hold_s: float = 0.2  # the last frame is held this long at the loop point
     format: str = "mp4"  # mp4 (H.264) | webm (VP9) | gif
 
@@ -96,7 +96,8 @@ class RenderWorker:
         args = {"store_path": str(self.store_path), "clip_dir": str(self.clip_dir), "env_id": self.env_id,
                 "env_kwargs": self.env_kwargs, "settings": asdict(self.settings), "poll_s": self.poll_s,
                 "parent": os.getpid()}
-        env = dict(os.environ, OMP_NUM_THREADS="1")
+        # one core at most: Mesa's llvmpipe would otherwise rasterise on every core, taking the trainer's
+        env = dict(os.environ, OMP_NUM_THREADS="1", LP_NUM_THREADS="1")
         self._log = open(Path(self.clip_dir).parent / "render.log", "ab")
         self._proc = subprocess.Popen([sys.executable, "-m", "pbrl.human.worker", json.dumps(args)],
                                       stdout=self._log, stderr=subprocess.STDOUT, env=env)
