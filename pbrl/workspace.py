@@ -85,16 +85,33 @@ def _train_kwargs(env_cfg: Mapping[str, Any]) -> Any:
     kwargs = env_cfg.get("kwargs")
     if env_cfg.get("terminate", True):
         return kwargs  # as given; make_env validates it
+    if "terminate_when_unhealthy" not in _env_parameters(env_cfg["id"]):
+        raise ConfigError("env.terminate", f"{env_cfg['id']} has no terminate_when_unhealthy switch; "
+                                           "env.terminate=false works for Hopper, Walker2d, Ant, Humanoid(Standup)")
+    return {**(kwargs if isinstance(kwargs, Mapping) else {}), "terminate_when_unhealthy": False}
+
+
+def _has_unhealthy_termination(env_cfg: Mapping[str, Any]) -> bool:
+    """Whether the env ends episodes when the body falls (it has a ``terminate_when_unhealthy`` switch left on)."""
+    kwargs = env_cfg.get("kwargs") or {}
+    if kwargs.get("terminate_when_unhealthy") is False:
+        return False
+    return "terminate_when_unhealthy" in _env_parameters(env_cfg["id"])
+
+
+def _env_parameters(env_id: str) -> set[str]:
+    """The keyword arguments the env's class takes (empty when its signature cannot be read)."""
     import inspect
 
     import gymnasium
 
-    entry = gymnasium.spec(env_cfg["id"]).entry_point
+    entry = gymnasium.spec(env_id).entry_point
     env_cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-    if "terminate_when_unhealthy" not in inspect.signature(env_cls).parameters:
-        raise ConfigError("env.terminate", f"{env_cfg['id']} has no terminate_when_unhealthy switch; "
-                                           "env.terminate=false works for Hopper, Walker2d, Ant, Humanoid(Standup)")
-    return {**(kwargs if isinstance(kwargs, Mapping) else {}), "terminate_when_unhealthy": False}
+    try:
+        return set(inspect.signature(env_cls).parameters)
+    except (TypeError, ValueError):
+        return set()
+
 
 def _resumable(key: str) -> bool:
     """May ``key`` (dotted) differ between a snapshot and the run that resumes it?"""
@@ -190,7 +207,10 @@ class Workspace:
         """The config with ``feedback.segment`` long enough for a clip of ``teacher.min_clip_s`` seconds.
 
         A 50-step Hopper segment lasts 0.4 s: too short for a person to judge (Christiano et al.
-        showed 1-2 s clips). The clip plays in real time at the env's ``render_fps``.
+        showed 1-2 s clips). The clip plays in real time at the env's ``render_fps``. Not where
+        training episodes end when the body falls (``env.terminate=true`` on Hopper, Walker2d, Ant,
+        Humanoid): early episodes last a fraction of a second, no 1 s segment would fit, and the
+        first round would wait for one forever; the run says so instead.
         """
         min_s = float(cfg["teacher"].get("min_clip_s", 1.0))
         fps = self.env.metadata.get("render_fps")
@@ -198,6 +218,12 @@ class Workspace:
         if not fps or not min_s or segment / fps >= min_s:
             return cfg
         longer = min(math.ceil(min_s * fps), self.spec.max_episode_steps)
+        if cfg["env"].get("terminate", True) and _has_unhealthy_termination(cfg["env"]):
+            self.say(f"teacher=human: clips show {segment / fps:.2f} s of {cfg['env']['id']} (feedback.segment="
+                     f"{segment}): its training episodes end when the body falls, often sooner than "
+                     f"{min_s:g} s; with env.terminate=false (as Christiano et al. trained) the segment "
+                     f"would be raised to {longer} steps (teacher.min_clip_s)")
+            return cfg
         self.say(f"teacher=human: feedback.segment {segment} -> {longer} steps, so that each clip shows "
                  f"{longer / fps:.2f} s of {cfg['env']['id']} (teacher.min_clip_s={min_s:g}; set it to 0 to keep {segment})")
         return {**cfg, "feedback": {**cfg["feedback"], "segment": longer}}
@@ -316,9 +342,12 @@ class Workspace:
         self.learner.teacher.tick(self.step, self.cfg["steps"], self._next_round_step())
 
     def _next_round_step(self) -> int | None:
+        """The step of the next round; a round that waits for a long-enough episode is due now."""
         first, every = self.first_round_step, int(self.cfg["feedback"]["num_interact"])
         if self.learner.budget_left <= 0:
             return None
+        if self._waiting_since is not None or self._awaiting_first_round():
+            return self.step
         nxt = first if self.step < first else first + ((self.step - first) // every + 1) * every
         return nxt if nxt <= self.cfg["steps"] else None
 

@@ -337,14 +337,18 @@ def test_labels_given_after_the_last_update_are_reported(tmp_path):
 
 def test_a_person_gets_clips_of_at_least_a_second(tmp_path):
     """teacher.min_clip_s raises feedback.segment (Hopper: 50 steps = 0.4 s -> 125 steps = 1 s), and says so."""
-    ws = Workspace(tiny_config("teacher=human", "env=hopper", "teacher.serve=false", "feedback.segment=50"), tmp_path)
-    try:
-        assert ws.cfg["feedback"]["segment"] == 125 and ws.learner.length == 125
-        assert "feedback.segment 50 -> 125 steps" in (tmp_path / "train.log").read_text()
-        assert "segment: 125" in (tmp_path / "config.yaml").read_text()
-    finally:
+    def workspace(run_dir, *overrides):
+        ws = Workspace(tiny_config("teacher=human", "env=hopper", "teacher.serve=false", "feedback.segment=50",
+                                   *overrides), run_dir)
         ws.learner.teacher.close()
-    kept = Workspace(tiny_config("teacher=human", "env=hopper", "teacher.serve=false", "teacher.min_clip_s=0",
-                                 "feedback.segment=50"), tmp_path / "kept")
-    kept.learner.teacher.close()
-    assert kept.learner.length == 50
+        return ws, (run_dir / "train.log").read_text() if (run_dir / "train.log").exists() else ""
+
+    ws, log = workspace(tmp_path / "raised", "env.terminate=false")
+    assert ws.cfg["feedback"]["segment"] == 125 and ws.learner.length == 125
+    assert "feedback.segment 50 -> 125 steps" in log
+    assert "segment: 125" in (tmp_path / "raised" / "config.yaml").read_text()
+    # episodes that end when the hopper falls are often shorter than 1 s: a 125-step first round could wait forever
+    ws, log = workspace(tmp_path / "falls")
+    assert ws.learner.length == 50 and "with env.terminate=false" in log and "raised to 125 steps" in log
+    ws, log = workspace(tmp_path / "kept", "env.terminate=false", "teacher.min_clip_s=0")
+    assert ws.learner.length == 50 and "feedback.segment" not in log

@@ -705,9 +705,11 @@ function renderIdle() {
         "The trainer is not running.";
       more = "Queries appear here when it asks; labels you give are kept and used when it runs.";
     } else if (kind === "next_round") {
-      head = idle.next_round_step !== null && idle.next_round_step !== undefined
-        ? `Waiting for the agent's next round at step ${fmt(idle.next_round_step)}.`
-        : "Waiting for the agent's next round.";
+      const at = idle.next_round_step;
+      if (at === null || at === undefined) head = "Waiting for the agent's next round.";
+      else if (idle.step !== null && at <= idle.step) {
+        head = "The agent's next round is due: it waits for a training episode long enough to cut clips from.";
+      } else head = `Waiting for the agent's next round at step ${fmt(at)}.`;
       more = `The agent is at step ${fmt(idle.step)}` + (idle.total_steps ? ` of ${fmt(idle.total_steps)}` : "") +
         "; new pairs appear here by themselves.";
     }
