@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     sweep = RUNS / "backflip"
     if not args.report_only:
-        multirun(sweep, ["experiment=backflip", f"seed={args.seeds}", "precision=bf16", "threads=1"])
+        multirun(sweep, ["experiment=backflip", f"seed={args.seeds}", "threads=1"])
     out = RESULTS / "backflip"
     # the aggregate is the share of eval episodes with a whole backward turn; the curves show eval return
     report([sweep], out, "tag", "Backflip (scripted backflip teacher, 1000 labels)", metric="final_eval_flip_rate")

@@ -63,7 +63,10 @@ def bench_relabel(transitions: int = 1_000_000) -> list[str]:
              f"{tflop:.2f} TFLOP", "", "| precision | chunk | seconds | TFLOP/s | matmul limit (fp32 256³) | fraction |",
              "|---|---|---|---|---|---|"]
     limit = matmul_gflops()
-    for precision in ("fp32", "bf16"):
+    from pbrl.common.precision import native_bf16
+
+    # bf16 only where the CPU runs it natively: emulated, a round would take ~50x as long
+    for precision in ("fp32", "bf16") if native_bf16(torch.device("cpu"))[0] else ("fp32",):
         model = RewardModel(obs_dim, action_dim, cfg, precision=precision)
         for chunk in (1024, 4096, 65536):
             buf.relabel(model.reward, batch_size=chunk)  # warm-up
@@ -135,7 +138,8 @@ def main() -> None:
     parser.add_argument("--part", choices=("relabel", "knn", "loop", "all"), default="all")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20000, help="env steps of each loop run")
-    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"), help="precision of the loop runs")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="precision of the loop runs (auto: bf16 only where the hardware runs it natively)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     parts = ["relabel", "knn", "loop"] if args.part == "all" else [args.part]

@@ -75,11 +75,13 @@ def bench_sb3(env_id: str, seed_steps: int, updates: int, threads: int) -> float
     return updates / (time.perf_counter() - clock.start)
 
 
-def bench_pbrl(env_id: str, seed_steps: int, updates: int, threads: int, precision: str) -> float:
-    """Env steps/s of pbrl's training loop over the timed phase (its own metrics.csv row)."""
-    from hydra import compose, initialize_config_dir
+def pbrl_config(env_id: str, seed_steps: int, updates: int, threads: int, precision: str) -> dict:
+    """The composed config the pbrl rows time: plain SAC on the env reward, the sizes SB3 runs with (asserted).
 
-    from pbrl.workspace import Workspace
+    The default config became a small PEBBLE run after this benchmark was first written, and its
+    "pbrl" rows then timed feedback rounds too; ``teacher=none`` and the assertions keep it honest.
+    """
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     conf = Path(__file__).resolve().parent.parent / "conf"
@@ -87,9 +89,23 @@ def bench_pbrl(env_id: str, seed_steps: int, updates: int, threads: int, precisi
         cfg = compose("config", overrides=[
             f"env.id={env_id}", f"steps={seed_steps + updates}", f"seed_steps={seed_steps}", f"threads={threads}",
             f"precision={precision}", "device=cpu", f"eval.every={seed_steps}", "eval.episodes=1", "eval.video=none",
-            "snapshot.every=0", "logger.tensorboard=false", "progress=false"])
+            "snapshot.every=0", "logger.tensorboard=false", "progress=false", "teacher=none", "agent=sac"])
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    agent = cfg["agent"]
+    assert cfg["teacher"]["name"] == "none", "the SAC benchmark must time SAC on the env reward, not PEBBLE"
+    assert (agent["name"], agent["hidden_dim"], agent["depth"], agent["num_critics"], agent["batch_size"],
+            agent["updates_per_step"]) == ("sac", 256, 2, 2, 256, 1), agent
+    return cfg
+
+
+def bench_pbrl(env_id: str, seed_steps: int, updates: int, threads: int, precision: str) -> float:
+    """Env steps/s of pbrl's training loop over the timed phase (its own metrics.csv row)."""
+    from pbrl.workspace import Workspace
+
+    cfg = pbrl_config(env_id, seed_steps, updates, threads, precision)
     with tempfile.TemporaryDirectory() as run_dir:
-        ws = Workspace(OmegaConf.to_container(cfg, resolve=True), run_dir)
+        ws = Workspace(cfg, run_dir)
+        assert not ws.preference
         ws.train()
         # the last metrics row times the steps since the eval at seed_steps, evaluation excluded
         return ws.logger.eval_rows[-1]["steps_per_s"]

@@ -83,7 +83,7 @@ def same_as_preset(task: str, method: str) -> bool:
 
 def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> list[str]:
     """The pbrl-train overrides of one (task, method, budget) multirun."""
-    common = [f"steps={steps}", f"seed={seeds}", "precision=bf16", "threads=1", "eval.every=10000",
+    common = [f"steps={steps}", f"seed={seeds}", "threads=1", "eval.every=10000",
               "snapshot.every=25000"]
     if METHODS[method] is None:
         return [f"experiment=sac_{task}", f"tag={method}", *common]
@@ -204,7 +204,7 @@ def termination(args: argparse.Namespace) -> None:
     if not args.report_only:
         execute([(sweep / f"terminate_{flag}", [f"experiment=pebble_hopper", f"env.terminate={flag}",
                                                 f"tag=terminate_{flag}", f"steps={args.steps}",
-                                                f"seed={args.seeds}", "precision=bf16", "threads=1"])
+                                                f"seed={args.seeds}", "threads=1"])
                  for flag in ("false", "true")], args.lanes)
     report([sweep], RESULTS / "feedback_efficiency" / "termination", "env.id,env.terminate",
            "PEBBLE on Hopper-v5: training with and without termination")

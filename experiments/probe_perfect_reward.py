@@ -64,7 +64,7 @@ def main() -> None:
     from pbrl.workspace import Workspace
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"experiment=pebble_{args.task}", "precision=bf16", "threads=1",
+        cfg = compose("config", overrides=[f"experiment=pebble_{args.task}", "threads=1",
                                            "eval.every=10000", f"seed={args.seed}", "progress=false",
                                            "tag=pebble_perfect_reward", *extra])
     ws = Workspace(OmegaConf.to_container(cfg, resolve=True),

@@ -5,10 +5,11 @@
     python experiments/sac_baseline.py --report-only         # tables from what has finished
 
 Groups (each one hydra multirun, 2 runs side by side with 1 torch thread each):
-- pendulum: Pendulum-v1, 15k steps, seeds 0-2, fp32. Bar: mean eval return >= -200 on 3 seeds.
-- mujoco:   Hopper-v5 and HalfCheetah-v5, 300k steps, fp32 and bf16. Bars: Hopper >= 2500,
-            HalfCheetah >= 4000 on at least one seed; bf16 becomes the default only if its curves
-            match fp32's.
+- pendulum: Pendulum-v1, 15k steps, seeds 0-2. Bar: mean eval return >= -200 on 3 seeds.
+- mujoco:   Hopper-v5 and HalfCheetah-v5, 300k steps. Bars: Hopper >= 2500, HalfCheetah >= 4000 on
+            at least one seed.
+Precision is the default ``auto`` (bf16 only where the hardware runs it natively); runs are grouped
+by the precision each one used (``precision_used``). ``--precisions fp32,bf16`` compares both.
 Results (markdown tables, eval-return-vs-steps tables and plots) go to experiments/results/sac_baseline/.
 """
 
@@ -19,8 +20,8 @@ import argparse
 from common import RESULTS, RUNS, multirun, report
 
 GROUPS = {
-    "pendulum": (["experiment=sac_pendulum", "seed=0,1,2"], "env.id,precision"),
-    "mujoco": (["precision=bf16,fp32", "experiment=sac_hopper,sac_halfcheetah", "seed=0"], "env.id,precision"),
+    "pendulum": (["experiment=sac_pendulum", "seed=0,1,2"], "env.id,precision_used"),
+    "mujoco": (["experiment=sac_hopper,sac_halfcheetah", "seed=0"], "env.id,precision_used"),
 }
 
 

@@ -2,7 +2,7 @@
 
 A run is a folder holding ``summary.json`` (written when the run finished) or ``metrics.csv`` and
 ``config.yaml`` (a run still going, or one that was stopped). Runs are grouped by dotted config
-keys (``--by env.id,precision``) and each group is summarised by mean, std and the interquartile
+keys (``--by env.id,precision``), or summary.json keys (``--by precision_used``), and each group is summarised by mean, std and the interquartile
 mean (IQM) with a 95% stratified-bootstrap confidence interval from ``rliable``
 (Agarwal et al., 2021, "Deep RL at the Edge of the Statistical Precipice").
 
@@ -230,16 +230,24 @@ def group_runs(runs: Sequence[Run], keys: Sequence[str]) -> dict[tuple, list[Run
     only some runs lack (runs from before that setting existed) groups those runs under None.
     """
     for key in keys:
-        if runs and all(select(run.config, key, default=_MISSING) is _MISSING for run in runs):
+        if runs and all(_lookup(run, key) is _MISSING for run in runs):
             run = runs[0]
             raise ReportError(f"--by key {key!r} is missing from the config of run {run.rel} "
-                              f"({run.path / CONFIG}) and of every other run")
+                              f"({run.path / CONFIG}), from its summary.json, and from every other run's")
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
-        values = tuple(select(run.config, key) for key in keys)
+        values = tuple(None if (v := _lookup(run, key)) is _MISSING else v for key in keys)
         groups.setdefault(values, []).append(run)
     # str(): values of one key may mix types (None beside "fp32"), which tuples cannot compare
     return dict(sorted(groups.items(), key=lambda kv: tuple(str(v) for v in kv[0])))
+
+
+def _lookup(run: Run, key: str):
+    """A dotted config key's value, else a summary.json key's (``precision_used``), else _MISSING."""
+    value = select(run.config, key, default=_MISSING)
+    if value is _MISSING and run.summary is not None:
+        value = run.summary.get(key, _MISSING)
+    return value
 
 
 def group_label(values: tuple) -> str:

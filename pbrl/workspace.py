@@ -32,6 +32,7 @@ import pbrl
 from pbrl.agents import make_agent
 from pbrl.buffers.replay import ReplayBuffer
 from pbrl.common.logger import Logger
+from pbrl.common.precision import PRECISIONS, resolve_precision
 from pbrl.common.schedule import Every, Until
 from pbrl.common.utils import resolve_threads, rng_state, select_device, set_rng_state, set_seed
 from pbrl.envs import get_sim_state, make_env, spec_of
@@ -42,7 +43,6 @@ from pbrl.intrinsic.state_entropy import StateEntropy
 from pbrl.preference import PreferenceLearner, preference_mode
 from pbrl.teachers import RewardLedger
 
-PRECISIONS = ("fp32", "bf16")
 # settings a resumed run may change: how it runs and logs, and how long, not what it learns
 RESUMABLE_CHANGES = ("steps", "device", "threads", "progress", "logger", "snapshot", "tag",
                      "reward_model.relabel_batch", "teacher.serve", "teacher.host", "teacher.port",
@@ -150,6 +150,8 @@ class Workspace:
         self.device = select_device(str(cfg["device"]))
         self.threads = resolve_threads(cfg["threads"], parallel_jobs)
         torch.set_num_threads(self.threads)
+        self.precision, why = resolve_precision(cfg["precision"], self.device)  # fp32 or bf16, as the hardware runs it
+        self.say(why, error=why.startswith("warning"))
         self.rng = set_seed(cfg["seed"])
 
         env_cfg = cfg["env"]
@@ -160,7 +162,7 @@ class Workspace:
         if self.spec.max_episode_steps is None:
             raise ConfigError("env.max_episode_steps", f"{env_cfg['id']} registers no time limit; set one, "
                                                        "e.g. env.max_episode_steps=1000")
-        self.agent = make_agent(cfg["agent"], self.spec.obs_dim, self.spec.action_dim, self.device, cfg["precision"])
+        self.agent = make_agent(cfg["agent"], self.spec.obs_dim, self.spec.action_dim, self.device, self.precision)
         capacity = min(int(cfg["buffer_size"]), int(cfg["steps"]))
         self.buffer = ReplayBuffer(capacity, self.spec.obs_dim, self.spec.action_dim, self.spec.sim_state_dim,
                                    self.device)
@@ -178,7 +180,7 @@ class Workspace:
             self.ledger = RewardLedger(capacity)
             self.env = self.ledger.wrap(self.env)  # from here on the agent's side sees NaN rewards
             self.learner = PreferenceLearner(cfg, self.spec.obs_dim, self.spec.action_dim, self.ledger,
-                                             self.device, cfg["precision"], self.rng, self.run_dir, log=self.say)
+                                             self.device, self.precision, self.rng, self.run_dir, log=self.say)
             self.state_entropy = StateEntropy(k=cfg["pretrain"]["k"], device=self.device)
             # pretraining ends and the first feedback round happens at this step
             self.first_round_step = cfg["seed_steps"] + cfg["pretrain"]["steps"]
@@ -664,7 +666,8 @@ class Workspace:
             "final_eval_return_std": self.logger.eval_rows[-1]["eval_return_std"] if evals else None,
             "wall_time_s": self.wall_time, "steps_per_s": self.step / max(self.wall_time, 1e-9),
             "train_steps_per_s": self.step / max(self.train_time, 1e-9), "agent": self.agent.cfg.name,
-            "precision": self.cfg["precision"], "device": str(self.device), "threads": self.threads,
+            "precision": self.cfg["precision"], "precision_used": self.precision, "device": str(self.device),
+            "threads": self.threads,
             "pbrl_version": pbrl.__version__, "git_commit": _git_commit(), "torch_version": torch.__version__,
             "gymnasium_version": gymnasium.__version__, "mujoco_version": mujoco.__version__,
             "teacher": self.cfg.get("teacher", {}).get("name", "none"),

@@ -56,6 +56,20 @@ def test_group_by_two_keys(runs_dir: Path):
     assert sizes == {("Hopper-v5", "fp32"): 2, ("Pendulum-v1", "bf16"): 2, ("Pendulum-v1", "fp32"): 3}
 
 
+def test_group_by_a_summary_key_such_as_the_precision_used(tmp_path: Path, fake_run):
+    """``precision: auto`` resolves per machine: the precision a run used is in its summary.json, not its config."""
+    import json
+
+    for seed, used in enumerate(["fp32", "fp32", "bf16"]):
+        run = fake_run(tmp_path / f"auto/seed={seed}", "Pendulum-v1", seed, [-900.0, -300.0], precision="auto")
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps(summary | {"precision_used": used}))
+    groups = report.group_runs(report.load_runs([tmp_path / "auto"]), ["precision", "precision_used"])
+    assert {key: len(runs) for key, runs in groups.items()} == {("auto", "bf16"): 1, ("auto", "fp32"): 2}
+    with pytest.raises(report.ReportError):
+        report.group_runs(report.load_runs([tmp_path / "auto"]), ["precision_usd"])
+
+
 def test_a_key_some_runs_lack_groups_them_under_none(runs_dir: Path, tmp_path: Path, fake_run):
     """Runs from before a setting existed lack its key: they form their own group instead of an error."""
     newer = fake_run(tmp_path / "newer", "Hopper-v5", 0, [1.0, 2.0])
