@@ -4,7 +4,7 @@
     python experiments/first_run.py --report-only
 
 The default config (conf/config.yaml: PEBBLE on Pendulum-v1, the scripted oracle, 100 labels in 5
-rounds of 20, 12k env steps) must finish within 5 minutes on a 2-core machine (setup excluded) and
+rounds of 20, 9k env steps) must finish within 5 minutes on a 2-core machine (setup excluded) and
 still visibly learn: final eval return >= -200 on every seed. The runs go side by side, 1 torch
 thread each, into runs/first_run/ as one hydra multirun; the table (final return per seed, wall
 time) goes to experiments/results/first_run/. A run's own time alone on the machine is what
