@@ -118,6 +118,9 @@ def main() -> None:
                         clips.frames(s)
                     render_ms = 1000 * (time.perf_counter() - start) / args.clips
                     render_cpu_ms = 1000 * (cpu_seconds() - render_cpu) / args.clips
+            # what the table claims: the requested size, and a frame rate within a stride of the target
+            assert (infos[0].width, infos[0].height) == (args.width, args.height), infos[0]
+            assert abs(infos[0].fps - args.fps) <= args.fps / 2, infos[0]
             kb = np.mean([info.path.stat().st_size for info in infos]) / 1024
             rows.append(f"| {fmt} | {args.clips / seconds:.1f} | {1000 * seconds / args.clips:.0f} "
                         f"| {1000 * cpu / args.clips:.0f} | {kb:.0f} "

@@ -159,7 +159,7 @@ def make_app(cfg: ViewerConfig) -> Starlette:
                         "waiting_s": None if waiting_since is None else round(time.time() - waiting_since, 1),
                         "alive": meta.get("trainer_heartbeat", 0) > time.time() - 30, "done": meta.get("done", False),
                         "unused_labels": meta.get("unused_labels", 0), "unlabelled": meta.get("unlabelled_at_end", 0)},
-            "idle": _idle(meta, counts, store.budget_met()),
+            "idle": _idle(meta, counts, store.budget_met(counts)),
             "annotator": annotator, "history": [_history_row(h) for h in store.history()],
         })
 

@@ -298,12 +298,12 @@ class LabelStore:
             "AND n.id > o.id) >= ?)" + skip + " ORDER BY q.id", (me, me, me, int(gap))).fetchall()
         return [int(r["id"]) for r in rows]
 
-    def budget_met(self) -> bool:
-        """Every query of the run's label budget (meta ``budget``) has been asked and answered."""
+    def budget_met(self, counts: dict[str, int] | None = None) -> bool:
+        """Every query of the run's label budget (meta ``budget``) has been asked and answered (``counts``: reuse)."""
         budget = self.get_meta("budget")
         if not budget:
             return False
-        counts = self.counts()
+        counts = counts or self.counts()
         return counts["queries"] >= budget and counts["ready"] + counts["rendering"] == 0
 
     def add_label(self, query_id: int, annotator: str, answer: str, shown_order: list[int],

@@ -144,7 +144,11 @@ class HumanTeacher(Teacher):
         return counts["rendering"] + counts["ready"]
 
     def undelivered(self) -> int:
-        return sum(1 for lab in self.store.training_labels().values() if lab["id"] > self.delivered)
+        return len(self._undelivered_labels())
+
+    def _undelivered_labels(self) -> list[dict[str, Any]]:
+        """Standing training labels given after the last one handed to the learner."""
+        return [lab for lab in self.store.training_labels().values() if lab["id"] > self.delivered]
 
     def already_asked(self) -> int:
         return self.store.counts()["queries"]
@@ -158,7 +162,7 @@ class HumanTeacher(Teacher):
 
     def finish(self) -> str:
         """Training ended normally: the viewer says so and serves no more; returns what became of the labels."""
-        undelivered = [lab for lab in self.store.training_labels().values() if lab["id"] > self.delivered]
+        undelivered = self._undelivered_labels()
         counts = self.store.counts()
         unlabelled = counts["ready"] + counts["rendering"]
         self.store.set_meta("unused_labels", len(undelivered))
@@ -239,7 +243,7 @@ class HumanTeacher(Teacher):
 
     def _collect_rows(self) -> list[tuple[QueryPool, Answers, list[int]]]:
         """Labels (and failed queries) not handed over yet, as one QueryPool + Answers; marks them consumed."""
-        labels = [lab for lab in self.store.training_labels().values() if lab["id"] > self.delivered]
+        labels = self._undelivered_labels()
         if labels:  # take them first: one undone in the meantime is dropped here, and comes back relabelled
             taken = self.store.mark_consumed([lab["id"] for lab in labels])
             labels = [lab for lab in labels if lab["id"] in taken]
