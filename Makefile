@@ -12,7 +12,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+# The benchmark's peers (stable-baselines3, SBX and CPU JAX), installed by `make bench` only.
+$(VENV)/.bench: $(VENV)/.installed
+	$(BIN)/pip install -q -c constraints.txt -e ".[bench]"
 	touch $@
 
 # Debian packages for headless MuJoCo rendering (EGL, with OSMesa as the fallback) and the
@@ -34,7 +39,7 @@ train: setup           ## the default run (a small PEBBLE run on Pendulum-v1, ~4
 test: setup            ## the whole test suite
 	$(BIN)/python -m pytest -q tests
 
-bench: setup           ## pbrl vs stable-baselines3 throughput
+bench: setup $(VENV)/.bench  ## plain SAC throughput: pbrl beside stable-baselines3 and SBX (~15 minutes)
 	$(BIN)/python experiments/bench_sac.py
 
 baseline: setup        ## SAC on the true reward, resumable multiruns + report

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "experiments" / "results" / "bench_pebble.md"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "experiments"))
+from common import machine  # noqa: E402
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 256, reps: int = 400) -> float:
@@ -103,9 +103,27 @@ def _start(overrides: list[str], threads: int, run_dir: Path) -> subprocess.Pope
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
+def round_floor_table(rounds_csv: Path, gflops: float) -> list[str]:
+    """Each reward-training round against its matmul floor: FLOPs (rows x members x multiply-adds x 6) / rate."""
+    import csv
+
+    rows = [r for r in csv.DictReader(open(rounds_csv)) if r.get("reward_fit_gflop")]
+    lines = [f"Reward-model rounds against their matmul floor ({gflops:.0f} GFLOP/s, the 256³ fp32 rate measured "
+             "alone on 1 thread just before the runs; rows x members x multiply-adds x 6 FLOP):", "",
+             "| step | labels | epochs | fit s | floor s | % of floor |", "|---|---|---|---|---|---|"]
+    fit = floor = 0.0
+    for r in rows:
+        s, f = float(r["reward_fit_s"]), float(r["reward_fit_gflop"]) / gflops
+        fit, floor = fit + s, floor + f
+        lines.append(f"| {r['env_step']} | {r['labels']} | {r['reward_epochs']} | {s:.2f} | {f:.2f} | {f / s:.0%} |")
+    lines.append(f"| all | | | {fit:.1f} | {floor:.1f} | **{floor / max(fit, 1e-9):.0%}** |")
+    return lines
+
+
 def bench_loop(steps: int, threads: int, precision: str) -> list[str]:
     """PEBBLE and SAC side by side (same machine load for both), then their training env-steps/s."""
     interact = steps // 20
+    gflops = matmul_gflops()
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
             "pebble": _start(["experiment=pebble_halfcheetah", f"steps={steps}", f"precision={precision}",
@@ -118,19 +136,21 @@ def bench_loop(steps: int, threads: int, precision: str) -> list[str]:
             if proc.wait() != 0:
                 raise SystemExit(f"bench_pebble: the {name} run failed (status {proc.returncode})")
         pebble, sac = (json.loads(Path(tmp, name, "summary.json").read_text()) for name in ("pebble", "sac"))
+        rounds = round_floor_table(Path(tmp, "pebble", "rounds.csv"), gflops)
     ratio = pebble["train_steps_per_s"] / sac["train_steps_per_s"]
     # the same 10 rounds spread over the preset's 200k steps: per-step costs scale, round costs do not
     rounds_s = pebble["reward_rounds_s"] + pebble["relabel_s"]
     per_step_s = (steps / pebble["train_steps_per_s"] - rounds_s) / steps
     ratio_200k = (200_000 / sac["train_steps_per_s"]) / (per_step_s * 200_000 + rounds_s)
-    return [f"HalfCheetah-v5, {steps} env steps each, run side by side, precision {precision}, {threads} thread(s) each",
-            "", "| run | env-steps/s (training) | labels | reward training s | relabel s |", "|---|---|---|---|---|",
+    return [f"HalfCheetah-v5, {steps} env steps each, run side by side, precision {pebble.get('precision_used', precision)}, "
+            f"{threads} thread(s) each", "",
+            "| run | env-steps/s (training) | labels | reward rounds s | relabel s |", "|---|---|---|---|---|",
             f"| SAC (true reward) | {sac['train_steps_per_s']:.1f} | — | — | — |",
             f"| PEBBLE | {pebble['train_steps_per_s']:.1f} | {pebble['labels']} | {pebble['reward_rounds_s']:.1f} | "
             f"{pebble['relabel_s']:.1f} |", "",
             f"PEBBLE / SAC speed with all 10 rounds packed into {steps} steps (worst case): **{ratio:.0%}**; "
             f"the same rounds spread over experiment=pebble_halfcheetah's 200k steps: **{ratio_200k:.0%}** "
-            "(per-step time measured here × 200k + the measured round time)"]
+            "(per-step time measured here × 200k + the measured round time)", "", *rounds]
 
 
 def main() -> None:
@@ -144,7 +164,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     parts = ["relabel", "knn", "loop"] if args.part == "all" else [args.part]
     text = [f"## {time.strftime('%Y-%m-%d')}: {', '.join(parts)}, {args.threads} thread(s), torch {torch.__version__}, "
-            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", ""]
+            f"{machine()}", ""]
     for part in parts:
         lines = {"relabel": bench_relabel, "knn": bench_knn,
                  "loop": lambda: bench_loop(args.steps, args.threads, args.precision)}[part]()

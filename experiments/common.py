@@ -51,3 +51,11 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{model}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
+
+
+def write_table(lines: list[str], out: Path) -> None:
+    """Print a results file's lines and write them to ``out`` (its folder created)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)

@@ -82,6 +82,10 @@ def test_fit_stops_early_once_accuracy_exceeds_the_threshold():
     assert quick["reward_train_acc"] > 0.6 and quick["reward_epochs"] < 60
     full = _model(stop_accuracy=1.0, epochs=3).fit(labels, _gen())
     assert full["reward_epochs"] == 3
+    # its matmul work, for the floor in experiments/bench_pebble.py: rows x members x multiply-adds x 6
+    macs = (OBS_DIM + ACTION_DIM) * 32 + 32 * 32 + 32
+    assert full["reward_fit_gflop"] * 1e9 == pytest.approx(3 * 128 * 2 * LENGTH * 3 * macs * 6)
+    assert full["reward_fit_s"] > 0
 
 
 def test_fit_is_deterministic_given_seeds():

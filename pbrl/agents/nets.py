@@ -26,12 +26,17 @@ def fp32_output(layer, x: torch.Tensor) -> torch.Tensor:
     return layer(x)
 
 
+# activations whose in-place form autograd supports on a matmul's output (their backward reads the output)
+_INPLACE = {nn.ReLU: torch.relu_, nn.LeakyReLU: nn.functional.leaky_relu_}
+
+
 def mlp(in_dim: int, hidden_dim: int, depth: int, out_dim: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     """``depth`` hidden layers of ``hidden_dim`` units, then a linear output layer."""
     layers: list[nn.Module] = []
     d = in_dim
     for _ in range(depth):
-        layers += [nn.Linear(d, hidden_dim), activation()]
+        # in place on the layer's fresh output where autograd allows (see _INPLACE): one buffer fewer per layer
+        layers += [nn.Linear(d, hidden_dim), activation(inplace=True) if activation in _INPLACE else activation()]
         d = hidden_dim
     layers.append(nn.Linear(d, out_dim))
     return nn.Sequential(*layers)
@@ -57,17 +62,58 @@ class EnsembleMLP(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(ensemble_size, d_in, d_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(ensemble_size, 1, d_out).uniform_(-bound, bound)))
         self.activation = activation()
+        self.inplace_activation = _INPLACE.get(activation)
 
     def forward(self, x: torch.Tensor, params: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Evaluate all members; ``params`` (weights then biases, e.g. detached) replaces the module's own."""
+        """Evaluate all members; ``params`` (weights then biases, e.g. detached) replaces the module's own.
+
+        On a CPU, batches of 64 rows or more run the members as E plain matmuls: ``bmm``'s backward,
+        whose operands are transposed, runs ~1.5x slower there than ``mm``'s at 256 wide, and a single
+        output unit is a matrix-vector product (``mv``), ~4x faster than a ``bmm`` with one column. A
+        few rows (acting, one new step's reward), a GPU and bf16 autocast take one batched matmul per
+        layer: fewer kernels. Activations run in place on fresh matmul
+        results. The layouts and their timings: experiments/bench_sac.py and its results file.
+        """
         n = len(self.weights)
         ws, bs = (params[:n], params[n:]) if params is not None else (self.weights, self.biases)
-        if x.dim() == 2:  # shared input: a stride-0 view, no copy; baddbmm fuses the bias add
+        if x.device.type == "cpu" and x.shape[-2] >= 64 and not torch.is_autocast_enabled("cpu"):
+            return self._forward_members(x, ws, bs)
+        return self._forward_batched(x, ws, bs)
+
+    def _forward_batched(self, x, ws, bs) -> torch.Tensor:
+        if x.dim() == 2:  # shared input: a stride-0 view, no copy
             x = x.expand(len(ws[0]), *x.shape)
         x = torch.baddbmm(bs[0], x, ws[0])
         for w, b in zip(ws[1:-1], bs[1:-1]):
-            x = torch.baddbmm(b, self.activation(x), w)
-        return fp32_output(lambda h: torch.baddbmm(bs[-1], h, ws[-1]), self.activation(x))
+            x = torch.bmm(self._activate(x), w).add_(b)
+        return fp32_output(lambda h: self._output(h, ws[-1], bs[-1]), self._activate(x))
+
+    def _forward_members(self, x, ws, bs) -> torch.Tensor:
+        # unbind's backward stacks the members' weight gradients into one [E, in, out] tensor
+        ws = [w.unbind(0) for w in ws]
+        bs = [b.squeeze(1).unbind(0) for b in bs]
+        shared = x.dim() == 2
+        out = []
+        for i in range(len(ws[0])):
+            h = torch.addmm(bs[0][i], x if shared else x[i], ws[0][i])
+            for layer in range(1, len(ws) - 1):
+                h = torch.addmm(bs[layer][i], self._activate(h), ws[layer][i])
+            h = self._activate(h)
+            if ws[-1][i].shape[-1] == 1:
+                out.append(torch.mv(h, ws[-1][i].squeeze(-1)).add_(bs[-1][i]).unsqueeze(-1))
+            else:
+                out.append(torch.addmm(bs[-1][i], h, ws[-1][i]))
+        return torch.stack(out)
+
+    def _activate(self, x: torch.Tensor) -> torch.Tensor:
+        # in place on a fresh matmul result; autograd keeps what the activation's backward needs
+        return self.activation(x) if self.inplace_activation is None else self.inplace_activation(x)
+
+    @staticmethod
+    def _output(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if w.shape[-1] == 1:
+            return (h * w.transpose(1, 2)).sum(-1, keepdim=True) + b
+        return torch.baddbmm(b, h, w)
 
     def detached_params(self) -> list[torch.Tensor]:
         """Weights and biases cut from autograd: gradients then flow to the input only."""

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pbrl.agents.nets import EnsembleMLP, fp32_output, mlp
+from pbrl.agents.optim import Adam, make_adam
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
@@ -108,9 +109,9 @@ class SAC:
         self.num_updates = 0
         self._metrics: dict[str, torch.Tensor] = {}  # detached tensors; .item() only when logged
 
-    def _adam(self, params, lr: float) -> torch.optim.Adam:
-        # fused Adam: one kernel per step instead of several ops per parameter tensor
-        return torch.optim.Adam(params, lr=lr, fused=True)
+    def _adam(self, params, lr: float) -> Adam | torch.optim.Adam:
+        # torch's fused Adam kernel without torch.optim's per-call bookkeeping (pbrl/agents/optim.py)
+        return make_adam(params, lr, self.device)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
@@ -146,7 +147,7 @@ class SAC:
                 target_q = batch.reward + cfg.discount * (1.0 - batch.terminated) * (next_q - alpha * next_log_prob)
             q = self.q_values(batch.obs, batch.action)  # [num_critics, B]
             critic_loss = 0.5 * (q - target_q).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad()
         critic_loss.backward()
         self.critic_opt.step()
         self._metrics.update(critic_loss=critic_loss.detach(), q_mean=q.detach().mean())
@@ -164,13 +165,13 @@ class SAC:
             # critic weights detached: the actor loss needs dQ/da, not dQ/dweights
             q = self.q_values(obs, action, params=self.critic.detached_params()).min(0).values
             actor_loss = (alpha * log_prob - q).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-
+        # the temperature's loss sees log_prob detached and the actor's sees alpha detached: one
+        # backward through their sum gives each its own gradient, and saves a pass of autograd
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
-        self.alpha_opt.zero_grad(set_to_none=True)
-        alpha_loss.backward()
+        self.actor_opt.zero_grad()
+        self.alpha_opt.zero_grad()
+        (actor_loss + alpha_loss).backward()
+        self.actor_opt.step()
         self.alpha_opt.step()
         self._metrics.update(actor_loss=actor_loss.detach(), alpha_loss=alpha_loss.detach(),
                              entropy=-log_prob.detach().mean())

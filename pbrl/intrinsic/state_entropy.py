@@ -55,13 +55,17 @@ def knn_distance(states: torch.Tensor, pool: torch.Tensor, k: int = 5, chunk: in
     """
     if pool.shape[0] <= k:
         raise ValueError(f"the pool holds {pool.shape[0]} states; the k-NN bonus needs more than k={k}")
-    best = None  # [B, k+1] smallest distances so far
+    # squared distances as |s|^2 + |p|^2 - 2 s.p, one matmul per chunk (what cdist does for batches
+    # this size), ranked without cdist's square root of every entry: only the k-th is rooted
+    sq_states = states.pow(2).sum(1, keepdim=True)
+    best = None  # [B, k+1] smallest squared distances so far
     for start in range(0, pool.shape[0], chunk):
-        dist = torch.cdist(states, pool[start:start + chunk])  # [B, chunk]
+        part = pool[start:start + chunk]
+        dist = torch.addmm(part.pow(2).sum(1), states, part.t(), alpha=-2.0).add_(sq_states)
         if best is not None:
             dist = torch.cat([best, dist], dim=1)
         best = dist.topk(min(k + 1, dist.shape[1]), dim=1, largest=False).values
-    return best[:, k]
+    return best[:, k].clamp_min(0.0).sqrt()
 
 
 class StateEntropy:

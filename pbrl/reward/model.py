@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from pbrl.agents.nets import EnsembleMLP
+from pbrl.agents.optim import make_adam
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.losses import preference_loss
 
@@ -49,7 +51,7 @@ class RewardModel:
         self.precision = precision
         self.net = EnsembleMLP(cfg.ensemble_size, obs_dim + action_dim, cfg.hidden_dim, cfg.depth, 1,
                                activation=nn.LeakyReLU).to(self.device)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.opt = make_adam(self.net.parameters(), cfg.lr, self.device)
         self.updates = 0  # gradient steps taken, over all rounds
         # tanh (PEBBLE): each step's reward in [-1, 1]; linear: unbounded, for tasks whose true reward
         # keeps growing with skill (a tanh can saturate there; experiments/probe_reward_saturation.py)
@@ -79,7 +81,10 @@ class RewardModel:
 
         With ``per_member=True`` the inputs are ``[E, N, K, T, ·]`` (each member its own batch).
         """
-        x = torch.cat([obs, action], dim=-1)
+        return self._scores(torch.cat([obs, action], dim=-1), per_member)
+
+    def _scores(self, x: torch.Tensor, per_member: bool) -> torch.Tensor:
+        """segment_scores on observations and actions already joined: ``[(E,) N, K, T, obs_dim + action_dim]``."""
         if per_member:
             e, n, k, t, d = x.shape
             with self._autocast():
@@ -118,32 +123,43 @@ class RewardModel:
         n, e = len(labels), cfg.ensemble_size
         if n == 0:
             return {"reward_epochs": 0}
+        started = time.perf_counter()
         obs_all, action_all, ranking_all, equal_all = labels.tensors(None, self.device)
+        inputs_all = torch.cat([obs_all, action_all], dim=-1)  # joined once, not per minibatch
         ranked = ~equal_all
+        rows = 0  # segment steps through the network, over all members
         loss_sum, acc = math.nan, math.nan
         epoch = 0
         for epoch in range(1, cfg.epochs + 1):
             # each member its own permutation of all labels: [E, N]
             order = torch.argsort(torch.rand(e, n, generator=generator), dim=1).to(self.device)
-            loss_sum, correct, counted = 0.0, 0.0, 0.0
+            # running sums stay on the device: one host sync per epoch, not per minibatch
+            loss_sum = torch.zeros((), device=self.device)
+            correct = torch.zeros((), device=self.device)
             for start in range(0, n, cfg.batch_size):
                 idx = order[:, start:start + cfg.batch_size]  # [E, b]
-                scores = self.segment_scores(obs_all[idx], action_all[idx], per_member=True)  # [E, b, K]
+                scores = self._scores(inputs_all[idx], per_member=True)  # [E, b, K]
                 ranking, equal = ranking_all[idx], equal_all[idx]
                 loss = preference_loss(scores, ranking, equal)
-                self.opt.zero_grad(set_to_none=True)
+                self.opt.zero_grad()
                 loss.backward()
                 self.opt.step()
                 self.updates += 1
+                rows += idx.numel() * labels.k * labels.length
                 with torch.no_grad():
-                    hit = (scores.argmax(-1) == ranking[..., 0]) & ranked[idx]
-                    correct += float(hit.sum())
-                    counted += float(ranked[idx].sum())
-                    loss_sum += float(loss) * idx.shape[1]
-            acc = correct / counted if counted else math.nan
+                    correct += ((scores.argmax(-1) == ranking[..., 0]) & ranked[idx]).sum()
+                    loss_sum += loss.detach() * idx.shape[1]
+            counted = e * int(ranked.sum())  # every member sees every label once per epoch
+            loss_sum = float(loss_sum)
+            acc = float(correct) / counted if counted else math.nan
             if counted and acc > cfg.stop_accuracy:
                 break
-        return {"reward_loss": loss_sum / n, "reward_train_acc": acc, "reward_epochs": epoch}
+        return {"reward_loss": loss_sum / n, "reward_train_acc": acc, "reward_epochs": epoch,
+                "reward_fit_s": time.perf_counter() - started, "reward_fit_gflop": rows * self.train_flop_per_row() / 1e9}
+
+    def train_flop_per_row(self) -> float:
+        """Matmul FLOPs of one segment step through one member, forward and backward: 6 per multiply-add."""
+        return 6.0 * sum(w[0].numel() for w in self.net.weights)
 
     def state_dict(self) -> dict:
         """Network, optimiser and counter, for snapshots."""
