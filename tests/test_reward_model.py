@@ -88,6 +88,26 @@ def test_fit_stops_early_once_accuracy_exceeds_the_threshold():
     assert full["reward_fit_s"] > 0
 
 
+def test_fit_in_several_passes_per_minibatch_equals_one_pass(monkeypatch):
+    """Splitting a minibatch into cache-sized passes sums to the same gradient: same weights after fit."""
+    import pbrl.reward.model as reward_model
+
+    labels = _labels(100, 2, seed=4)
+    results = []
+    for rows in (10**6, 30):  # one pass per minibatch, then 3 queries (30 rows) per pass
+        monkeypatch.setattr(reward_model, "CPU_ROWS_PER_PASS", rows)
+        model = _model(epochs=3, stop_accuracy=2.0)
+        stats = model.fit(labels, _gen(5))
+        results.append((stats, _params(model)))
+    (one, params_one), (many, params_many) = results
+    assert model.queries_per_pass(2 * LENGTH) == 3
+    for a, b in zip(params_one, params_many):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert many["reward_train_acc"] == one["reward_train_acc"]
+    assert many["reward_loss"] == pytest.approx(one["reward_loss"], rel=1e-5)
+    assert any((a - b).abs().max() > 0 for a, b in zip(params_one, _params(_model())))  # training moved them
+
+
 def test_fit_is_deterministic_given_seeds():
     """Same init seed and same generator seed: bit-identical weights after fit."""
     labels = _labels(100, 2, seed=4)
