@@ -33,7 +33,7 @@ system-deps:
 
 setup: system-deps $(VENV)/.installed
 
-train: setup           ## the default run (a small PEBBLE run on Pendulum-v1, ~4.5 minutes after setup); pass overrides as ARGS="env=hopper ..."
+train: setup           ## the default run (a small PEBBLE run on Pendulum-v1, ~3 minutes after setup); pass overrides as ARGS="env=hopper ..."
 	$(BIN)/pbrl-train $(ARGS)
 
 test: setup            ## the whole test suite
