@@ -7,6 +7,7 @@
 Parts (results appended to experiments/results/bench_pebble.md):
 - ``relabel``: the reward ensemble (3 members, 3 × 256 hidden, HalfCheetah's 17 + 6 inputs) over a
   1M-transition buffer, next to this machine's measured 256³ fp32 matmul rate (the "limit").
+- ``fit``: one epoch of reward-model training, in the CPU's layout and its alternatives.
 - ``knn``: one state-entropy bonus (batch 256 against every stored state, k = 5) for buffer sizes
   10k to 1M: the cost per pretraining update as the buffer grows.
 - ``loop``: HalfCheetah-v5, PEBBLE (oracle, 1000 labels) and plain SAC with the same agent, run
@@ -76,6 +77,58 @@ def bench_relabel(transitions: int = 1_000_000) -> list[str]:
             rate = tflop / seconds
             lines.append(f"| {precision} | {chunk} | {seconds:.2f} | {rate:.3f} | {limit / 1000:.3f} | "
                          f"{rate * 1000 / limit:.0%} |")
+    return lines
+
+
+def bench_fit(labels_n: int = 256, repeats: int = 4) -> list[str]:
+    """One epoch of reward-model training (HalfCheetah sizes, 2 x 50-step segments), four ways, interleaved.
+
+    The CPU's choices in pbrl/reward/model.py and pbrl/agents/nets.py against their alternatives:
+    ~1024-row passes per minibatch vs the whole 12800-row minibatch in one pass, and one matmul per
+    ensemble member vs one bmm per layer.
+    """
+    import statistics
+
+    import numpy as np
+
+    import pbrl.reward.model as reward_model
+    from pbrl.agents.nets import EnsembleMLP
+    from pbrl.reward.labels import LabelSet
+
+    obs_dim, action_dim, length = 17, 6, 50
+    rng = np.random.default_rng(0)
+    labels = LabelSet(2, length, obs_dim, action_dim)
+    labels.add(rng.standard_normal((labels_n, 2, length, obs_dim)), rng.uniform(-1, 1, (labels_n, 2, length, action_dim)),
+               np.tile([0, 1], (labels_n, 1)), np.zeros(labels_n, bool))
+    model = reward_model.RewardModel(obs_dim, action_dim, reward_model.RewardModelConfig(epochs=1, stop_accuracy=2.0))
+    generator = torch.Generator().manual_seed(0)
+    members = EnsembleMLP.forward
+
+    def batched(self, x, params=None):
+        n = len(self.weights)
+        return self._forward_batched(x, *((params[:n], params[n:]) if params is not None else (self.weights, self.biases)))
+
+    ways = {"1024-row passes, a matmul per member (pbrl)": (1024, members),
+            "1024-row passes, one bmm per layer": (1024, batched),
+            "one 12800-row pass, a matmul per member": (10**9, members),
+            "one 12800-row pass, one bmm per layer": (10**9, batched)}
+    rates: dict[str, list[float]] = {name: [] for name in ways}
+    saved = reward_model.CPU_ROWS_PER_PASS
+    try:
+        for _ in range(repeats):
+            for name, (rows, forward) in ways.items():
+                reward_model.CPU_ROWS_PER_PASS, EnsembleMLP.forward = rows, forward
+                stats = model.fit(labels, generator)
+                rates[name].append(stats["reward_fit_gflop"] / stats["reward_fit_s"])
+    finally:
+        reward_model.CPU_ROWS_PER_PASS, EnsembleMLP.forward = saved, members
+    limit = matmul_gflops()
+    lines = [f"Reward-model training, one epoch over {labels_n} labels (2 x 50 steps, 17 + 6 inputs, 3 x 3 x 256), "
+             f"median of {repeats} interleaved runs; the 256³ matmul rate: {limit:.0f} GFLOP/s", "",
+             "| layout | GFLOP/s | % of the 256³ rate |", "|---|---|---|"]
+    for name, values in rates.items():
+        rate = statistics.median(values)
+        lines.append(f"| {name} | {rate:.1f} | {rate / limit:.0%} |")
     return lines
 
 
@@ -155,18 +208,18 @@ def bench_loop(steps: int, threads: int, precision: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("relabel", "knn", "loop", "all"), default="all")
+    parser.add_argument("--part", choices=("relabel", "fit", "knn", "loop", "all"), default="all")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20000, help="env steps of each loop run")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="precision of the loop runs (auto: bf16 only where the hardware runs it natively)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    parts = ["relabel", "knn", "loop"] if args.part == "all" else [args.part]
+    parts = ["relabel", "fit", "knn", "loop"] if args.part == "all" else [args.part]
     text = [f"## {time.strftime('%Y-%m-%d')}: {', '.join(parts)}, {args.threads} thread(s), torch {torch.__version__}, "
             f"{machine()}", ""]
     for part in parts:
-        lines = {"relabel": bench_relabel, "knn": bench_knn,
+        lines = {"relabel": bench_relabel, "fit": bench_fit, "knn": bench_knn,
                  "loop": lambda: bench_loop(args.steps, args.threads, args.precision)}[part]()
         print("\n".join(lines) + "\n", flush=True)
         text += lines + [""]

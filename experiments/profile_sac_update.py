@@ -7,9 +7,10 @@ Rows, timed in one process on the same fixed batch, interleaved in blocks so tha
 machine affects every row alike (median block reported):
 - ``reference``: the update written the obvious way (pbrl/agents/sac_reference.py: batched bmm
   critics, torch.optim.Adam, one backward per loss);
-- ``pbrl``: the agent's update (per-member matmuls on the CPU, a matrix-vector output layer,
-  in-place activations, torch's fused Adam kernel called directly, one backward for actor and
+- ``pbrl``: the agent's update (a multiply-and-sum output layer, in-place activations, torch's fused Adam kernel called directly, one backward for actor and
   temperature), checked equal to the reference by tests/test_sac_update.py;
+- ``pbrl, a matmul per critic member``: the same with the critics run as one matmul per member
+  (the layout of the reward model's large batches) instead of one ``bmm`` per layer;
 - ``pbrl + torch.compile``: the same losses compiled by inductor (compile time reported apart).
 Then the operators of the pbrl update by self time (torch.profiler; its per-op overhead inflates
 small ops). Writes experiments/results/profile_sac_update.md (``--out``).
@@ -33,6 +34,16 @@ from pbrl.agents.sac import SAC, Batch, SACConfig  # noqa: E402
 from pbrl.agents.sac_reference import ReferenceSAC  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class MemberSAC(SAC):
+    """pbrl's SAC with its critics run as one matmul per member (the layout of large CPU batches)."""
+
+    def q_values(self, obs, action, target=False, params=None):
+        net = self.critic_target if target else self.critic
+        n = len(net.weights)
+        ws, bs = (params[:n], params[n:]) if params is not None else (net.weights, net.biases)
+        return net._forward_members(torch.cat([obs, action], dim=-1), ws, bs).squeeze(-1).float()
 
 
 def compiled_update(agent: SAC):
@@ -88,7 +99,10 @@ def main() -> None:
     batch = Batch(torch.randn(size, args.obs_dim), torch.rand(size, args.action_dim) * 2 - 1, torch.randn(size),
                   torch.randn(size, args.obs_dim), torch.zeros(size))
     base = SAC(args.obs_dim, args.action_dim, SACConfig())
-    rows = {"reference": ReferenceSAC(copy.deepcopy(base)).update, "pbrl": copy.deepcopy(base).update}
+    per_member = copy.deepcopy(base)
+    per_member.__class__ = MemberSAC
+    rows = {"reference": ReferenceSAC(copy.deepcopy(base)).update, "pbrl": copy.deepcopy(base).update,
+            "pbrl, a matmul per critic member": per_member.update}
     compile_s = None
     if not args.no_compile:
         started = time.perf_counter()

@@ -26,6 +26,9 @@ def fp32_output(layer, x: torch.Tensor) -> torch.Tensor:
     return layer(x)
 
 
+# batches from this many rows up run one matmul per member on a CPU (see EnsembleMLP.forward)
+MEMBER_ROWS = 512
+
 # activations whose in-place form autograd supports on a matmul's output (their backward reads the output)
 _INPLACE = {nn.ReLU: torch.relu_, nn.LeakyReLU: nn.functional.leaky_relu_}
 
@@ -67,16 +70,16 @@ class EnsembleMLP(nn.Module):
     def forward(self, x: torch.Tensor, params: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         """Evaluate all members; ``params`` (weights then biases, e.g. detached) replaces the module's own.
 
-        On a CPU, batches of 64 rows or more run the members as E plain matmuls: ``bmm``'s backward,
-        whose operands are transposed, runs ~1.5x slower there than ``mm``'s at 256 wide, and a single
-        output unit is a matrix-vector product (``mv``), ~4x faster than a ``bmm`` with one column. A
-        few rows (acting, one new step's reward), a GPU and bf16 autocast take one batched matmul per
-        layer: fewer kernels. Activations run in place on fresh matmul
-        results. The layouts and their timings: experiments/bench_sac.py and its results file.
+        On a CPU, batches of ``MEMBER_ROWS`` rows or more (the reward model's training passes and
+        relabelling) run the members as E plain matmuls, 7 % faster there than one ``bmm`` per layer
+        (experiments/bench_pebble.py --part fit); SAC's 256-row batches, a GPU and bf16 autocast take
+        one ``bmm`` per layer (experiments/profile_sac_update.py measured both). A single output unit
+        is a multiply-and-sum (``mv`` per member): a ``bmm`` with one column ran ~4x slower.
+        Activations run in place on fresh matmul results.
         """
         n = len(self.weights)
         ws, bs = (params[:n], params[n:]) if params is not None else (self.weights, self.biases)
-        if x.device.type == "cpu" and x.shape[-2] >= 64 and not torch.is_autocast_enabled("cpu"):
+        if x.device.type == "cpu" and x.shape[-2] >= MEMBER_ROWS and not torch.is_autocast_enabled("cpu"):
             return self._forward_members(x, ws, bs)
         return self._forward_batched(x, ws, bs)
 
