@@ -71,7 +71,7 @@ class EnsembleMLP(nn.Module):
         """Evaluate all members; ``params`` (weights then biases, e.g. detached) replaces the module's own.
 
         On a CPU, batches of ``MEMBER_ROWS`` rows or more (the reward model's training passes and
-        relabelling) run the members as E plain matmuls, 7 % faster there than one ``bmm`` per layer
+        relabelling) run the members as E plain matmuls, ~9 % faster there than one ``bmm`` per layer
         (experiments/bench_pebble.py --part fit); SAC's 256-row batches, a GPU and bf16 autocast take
         one ``bmm`` per layer (experiments/profile_sac_update.py measured both). A single output unit
         is a multiply-and-sum (``mv`` per member): a ``bmm`` with one column ran ~4x slower.

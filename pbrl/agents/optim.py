@@ -5,7 +5,7 @@ kernel (grouping tensors by device and dtype, profiler scopes, state lookups) co
 on a CPU, against ~25 µs for the kernel on a 256-wide critic's few tensors. SAC calls it three
 times per update (experiments/bench_sac.py, "profile"). This class keeps the same update and the
 same state (``exp_avg``, ``exp_avg_sq``, a float32 ``step`` per parameter) and calls the kernel
-once per step; tests/test_sac_speed.py checks it against torch.optim.Adam step for step.
+once per step; tests/test_sac_update.py checks it against torch.optim.Adam step for step.
 """
 
 from __future__ import annotations
