@@ -3,7 +3,7 @@
 ``torch.optim.Adam(fused=True)`` runs one kernel per step, but its Python bookkeeping around that
 kernel (grouping tensors by device and dtype, profiler scopes, state lookups) costs ~190 µs per call
 on a CPU, against ~25 µs for the kernel on a 256-wide critic's few tensors. SAC calls it three
-times per update (experiments/bench_sac.py, "profile"). This class keeps the same update and the
+times per update (experiments/profile_sac_update.py). This class keeps the same update and the
 same state (``exp_avg``, ``exp_avg_sq``, a float32 ``step`` per parameter) and calls the kernel
 once per step; tests/test_sac_update.py checks it against torch.optim.Adam step for step.
 """
