@@ -118,7 +118,7 @@ def run_pbrl(env_id: str, seed_steps: int, updates: int, warmup: int, threads: i
     cfg = pbrl_config(env_id, seed_steps, updates, threads, precision, warmup)
     with tempfile.TemporaryDirectory() as run_dir:
         ws = Workspace(cfg, run_dir)
-        assert not ws.preference and ws.precision == precision, (ws.preference, ws.precision)
+        assert not ws.feedback.preference and ws.precision == precision, (ws.feedback.preference, ws.precision)
         ws.train()
         rows = [r for r in ws.logger.eval_rows if r["env_step"] > seed_steps]
     seconds = [warmup / r["steps_per_s"] for r in rows]

@@ -19,7 +19,6 @@ learned reward's range alone, with its ranking perfect, changes what the agent l
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -69,16 +68,15 @@ def main() -> None:
                                            "tag=pebble_perfect_reward", *extra])
     ws = Workspace(OmegaConf.to_container(cfg, resolve=True),
                    RUNS / "probe" / name / f"seed={args.seed}")
-    learner, ledger = ws.learner, ws.ledger
-    # the step's true reward was recorded by the ledger just before the buffer stores the step
-    learner.step_reward = lambda obs, action: float(transform(ledger.reward[(ledger.pos - 1) % ledger.capacity]))
+    ledger, store, buffer = ws.feedback.ledger, ws.store, ws.agent.buffer
+    # the step's true reward is recorded in the ledger (at the store's newest row) before the agent stores the step
+    ws.feedback.learned.step_reward = lambda obs, action, env_reward: np.array(
+        [transform(ledger.reward[(store.pos - 1) % store.capacity])], np.float32)
 
-    def relabel(buffer) -> float:  # the ledger mirrors the buffer slot for slot
-        started = time.perf_counter()
+    def relabel(reward, batch_size, device) -> None:  # one env: the ledger mirrors SAC's buffer row for row
         buffer.reward[:buffer.size] = transform(ledger.reward[:buffer.size])
-        return time.perf_counter() - started
 
-    learner.relabel = relabel
+    buffer.relabel = relabel  # SAC's reward_changed still resets the critic after the first round
     (ws.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     ws.train()
 

@@ -96,9 +96,9 @@ def test_the_preset_composes_with_the_scripted_and_the_human_teacher(tmp_path):
     assert scripted["eval"]["metrics"] == ["flips"] and scripted["feedback"]["segment"] == 125
     ws = Workspace(tiny_config("experiment=backflip", "teacher=human", "teacher.serve=false"), tmp_path / "run")
     try:
-        assert ws.learner.teacher.store.get_meta("instruction") == "Which hopper is closer to doing a backflip?"
+        assert ws.feedback.learner.teacher.store.get_meta("instruction") == "Which hopper is closer to doing a backflip?"
     finally:
-        ws.learner.teacher.close()
+        ws.feedback.learner.teacher.close()
 
 
 def test_a_backflip_run_logs_the_flip_metrics(tmp_path):

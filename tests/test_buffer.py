@@ -1,4 +1,4 @@
-"""Tests for ``pbrl/buffers/replay.py`` and ``pbrl/buffers/segments.py``.
+"""Tests for ``pbrl/buffers/replay.py`` (SAC's replay buffer; the episode store has tests/test_episodes.py).
 
 Stored values encode where they came from (obs = transition number), so every check compares
 against a plain Python model of what the ring buffer should hold.
@@ -13,21 +13,19 @@ import pytest
 import torch
 
 from pbrl.buffers.replay import ReplayBuffer
-from pbrl.buffers.segments import sample_segments, valid_segment_starts
 
-OBS_DIM, ACTION_DIM, SIM_DIM = 3, 2, 4
+OBS_DIM, ACTION_DIM = 3, 2
 
 
 def _fill(buf: ReplayBuffer, n: int, start: int = 0) -> None:
     """Add transitions ``start .. start+n-1``; transition k has obs = k, action = -k, reward = 10k."""
     for k in range(start, start + n):
         buf.add(np.full(OBS_DIM, k, np.float32), np.full(ACTION_DIM, -k, np.float32), 10.0 * k, k % 7 == 0,
-                k % 5 == 0, np.full(OBS_DIM, k + 0.5, np.float32), episode=k // 4, step=k % 4,
-                sim_state=np.full(SIM_DIM, k, np.float64))
+                np.full(OBS_DIM, k + 0.5, np.float32))
 
 
 def _buffer(capacity: int = 10) -> ReplayBuffer:
-    return ReplayBuffer(capacity, OBS_DIM, ACTION_DIM, SIM_DIM)
+    return ReplayBuffer(capacity, OBS_DIM, ACTION_DIM)
 
 
 # -------------------------------------------------------------------------------- replay
@@ -38,8 +36,6 @@ def test_add_tracks_size_and_position():
     assert (len(buf), buf.size, buf.pos) == (3, 3, 3)
     assert buf.obs[:3, 0].tolist() == [0, 1, 2]
     assert buf.terminated.dtype == np.float32 and buf.terminated[:3].tolist() == [1.0, 0.0, 0.0]
-    assert buf.truncated[:3].tolist() == [True, False, False]
-    assert buf.sim_state[2].tolist() == [2.0] * SIM_DIM
 
 
 def test_wrap_around_overwrites_the_oldest():
@@ -149,97 +145,13 @@ def test_bad_capacity():
         ReplayBuffer(0, OBS_DIM, ACTION_DIM)
 
 
-# ------------------------------------------------------------------------------ segments
-# (episode id, length) in the order they are written; some shorter than the segment length, and
-# id 4 reused with its step counter restarting, as after a resumed run starts a fresh episode
-EPISODES = [(0, 7), (1, 3), (2, 12), (3, 2), (4, 6), (4, 9), (5, 15), (6, 4), (7, 11), (8, 6)]
-SEGMENT = 5
-
-
-def _episode_buffer(capacity: int) -> tuple[ReplayBuffer, list[tuple[int, int]]]:
-    """The buffer, and the (episode, step) of each slot's transition as a Python list model."""
-    buf = ReplayBuffer(capacity, 1, 1)
-    written = []
-    for ep, length in EPISODES:
-        for t in range(length):
-            buf.add(np.zeros(1), np.zeros(1), 0.0, t == length - 1, False, np.zeros(1), ep, t)
-            written.append((ep, t))
-    kept = written[-capacity:]
-    slots = [(buf.pos + i) % capacity if len(written) > capacity else i for i in range(len(kept))]
-    return buf, list(zip(slots, kept))
-
-
-def _expected_starts(model, length, episodes=None) -> set[int]:
-    """Slots where ``length`` chronological transitions share one episode and count up by one."""
-    out = set()
-    for p in range(len(model) - length + 1):
-        window = [pair for _, pair in model[p:p + length]]
-        ep0, t0 = window[0]
-        if all(pair == (ep0, t0 + i) for i, pair in enumerate(window)) and (episodes is None or ep0 in episodes):
-            out.add(model[p][0])
-    return out
-
-
-def _check_segment(buf: ReplayBuffer, idx: np.ndarray) -> None:
-    assert len(set(buf.episode[idx].tolist())) == 1, f"segment {idx} crosses episodes"
-    steps = buf.step[idx]
-    np.testing.assert_array_equal(np.diff(steps), 1, err_msg=f"segment {idx} has non-consecutive steps")
-
-
-@pytest.mark.parametrize("capacity", [200, 60])  # 75 transitions: unwrapped, and wrapped
-def test_valid_segment_starts_are_exactly_the_windows_inside_one_episode(capacity):
-    buf, model = _episode_buffer(capacity)
-    assert (buf.size < buf.capacity) == (capacity == 200)
-    starts = valid_segment_starts(buf, SEGMENT)
-    assert len(starts) == len(set(starts.tolist()))
-    assert set(starts.tolist()) == _expected_starts(model, SEGMENT)
-    for s in starts:
-        _check_segment(buf, (s + np.arange(SEGMENT)) % buf.capacity)
-
-
-def test_wrapped_ring_has_segments_across_the_array_end():
-    buf, _ = _episode_buffer(60)
-    starts = valid_segment_starts(buf, SEGMENT)
-    assert any(s + SEGMENT > buf.capacity for s in starts)  # a window running over slot 59 -> 0
-
-
-@pytest.mark.parametrize("capacity", [200, 60])
-def test_sampled_segments_never_cross_an_episode(capacity):
-    buf, _ = _episode_buffer(capacity)
-    segments = sample_segments(buf, SEGMENT, count=300, rng=np.random.default_rng(0))
-    assert segments.shape == (300, SEGMENT) and segments.dtype.kind == "i"
-    assert segments.min() >= 0 and segments.max() < buf.size
-    for idx in segments:
-        _check_segment(buf, idx)
-    assert len({int(s[0]) for s in segments}) > 10  # the starts are spread, not one segment repeated
-
-
-def test_last_episodes_restricts_to_the_most_recent():
-    buf, model = _episode_buffer(60)
-    starts = valid_segment_starts(buf, SEGMENT, last_episodes=2)
-    assert set(starts.tolist()) == _expected_starts(model, SEGMENT, episodes={7, 8})
-    segments = sample_segments(buf, SEGMENT, count=100, rng=np.random.default_rng(1), last_episodes=2)
-    assert set(buf.episode[segments].ravel().tolist()) <= {7, 8}
-
-
-def test_no_valid_segment():
-    buf, _ = _episode_buffer(200)
-    assert len(valid_segment_starts(buf, 16)) == 0  # the longest episode has 15 steps
-    with pytest.raises(ValueError, match="16"):
-        sample_segments(buf, 16, count=1, rng=np.random.default_rng(0))
-    small = ReplayBuffer(10, 1, 1)
-    for t in range(3):
-        small.add(np.zeros(1), np.zeros(1), 0.0, False, False, np.zeros(1), 0, t)
-    assert len(valid_segment_starts(small, 5)) == 0  # fewer transitions than one segment
-
-
 def test_a_wrapped_buffer_loads_into_a_larger_one_oldest_first():
     small = ReplayBuffer(4, obs_dim=1, action_dim=1)
     for i in range(6):  # wraps: holds 2, 3, 4, 5 with the write position at slot 2
-        small.add(np.array([i]), np.zeros(1), float(i), False, False, np.array([i + 1]), episode=0, step=i)
+        small.add(np.array([i]), np.zeros(1), float(i), False, np.array([i + 1]))
     large = ReplayBuffer(8, obs_dim=1, action_dim=1)
     large.load_state_dict(small.state_dict())
     assert (large.size, large.pos) == (4, 4)
     np.testing.assert_array_equal(large.reward[:4], [2, 3, 4, 5])
-    large.add(np.array([6]), np.zeros(1), 6.0, False, False, np.array([7]), episode=0, step=6)
+    large.add(np.array([6]), np.zeros(1), 6.0, False, np.array([7]))
     np.testing.assert_array_equal(large.reward[large.chronological()], [2, 3, 4, 5, 6])

@@ -70,7 +70,7 @@ def test_a_run_stores_the_sim_state_of_every_step(tmp_path, env_name):
     # the stored sim state must be the state at ``obs``: both observations are simple functions of it
     ws = Workspace(tiny_config(f"env={env_name}", "steps=60", "seed_steps=60"), tmp_path / "run")
     ws.train()
-    buf = ws.buffer
+    buf = ws.store
     assert buf.sim_state.shape == (60, 2 if env_name == "pendulum" else 4)
     state, obs = buf.sim_state, buf.obs
     if env_name == "pendulum":  # obs = [cos theta, sin theta, theta_dot], state = [theta, theta_dot]

@@ -25,6 +25,7 @@ from pbrl.human.store import LabelStore
 from pbrl.human.teacher import HumanTeacher
 from pbrl.query.base import QueryPool
 from pbrl.teachers.base import RoundInfo
+from pbrl.preference import PreferenceFeedback
 from pbrl.workspace import Workspace
 
 needs_gl = pytest.mark.skipif(configure_mujoco_gl() is None,
@@ -77,8 +78,8 @@ def test_sync_run_waits_for_the_persons_labels_and_trains_on_them(tmp_path):
     assert summary["feedback_asked"] == 6
     # every answer but "can't tell" is trained on; the learner got exactly what the person gave
     trained = [g for g in given if g[1] != "cant_tell"]
-    assert len(given) == 6 and summary["labels"] == len(trained) == len(ws.learner.labels)
-    assert ws.learner.outcomes["skip"] == 6 - len(trained)
+    assert len(given) == 6 and summary["labels"] == len(trained) == len(ws.feedback.learner.labels)
+    assert ws.feedback.learner.outcomes["skip"] == 6 - len(trained)
     store = LabelStore.for_run(tmp_path / "run")
     assert store.counts()["labelled"] == 6 and store.get_meta("done") is True
     # sync: every round waited for its labels, so none came after the last one; the run says so at the end
@@ -90,8 +91,8 @@ def test_sync_run_waits_for_the_persons_labels_and_trains_on_them(tmp_path):
     by_query = store.training_labels()
     qid, answer, order = next(g for g in given if g[1] == "left")
     seg = store.segments(qid)
-    row = next(i for i in range(len(ws.learner.labels)) if np.array_equal(ws.learner.labels.obs[i], seg["obs"]))
-    assert ws.learner.labels.ranking[row][0] == order[0] and by_query[qid]["answer"] == "left"
+    row = next(i for i in range(len(ws.feedback.learner.labels)) if np.array_equal(ws.feedback.learner.labels.obs[i], seg["obs"]))
+    assert ws.feedback.learner.labels.ranking[row][0] == order[0] and by_query[qid]["answer"] == "left"
     # the first label taken ends the state-entropy phase; the rendered clips exist
     assert len(list((tmp_path / "run" / "human" / "clips").glob("*.mp4"))) == 12
 
@@ -278,17 +279,17 @@ def test_async_labels_after_the_last_round_train_a_final_update_and_later_ones_a
     run = tmp_path / "run"
     url_file = run / "human" / "viewer_url.txt"
     given: list[int] = []
-    fold_in = Workspace._fold_in_late_labels
+    fold_in = PreferenceFeedback._fold_in_late_labels
 
-    def person_answers_late(self):
+    def person_answers_late(self, step):
         _answer_what_waits(url_file, given, limit=8)  # after the last round (1400) and before the run ends ...
-        fold_in(self)
+        fold_in(self, step)
 
-    monkeypatch.setattr(Workspace, "_fold_in_late_labels", person_answers_late)
+    monkeypatch.setattr(PreferenceFeedback, "_fold_in_late_labels", person_answers_late)
     ws = Workspace(tiny_config(*HUMAN, "steps=1700", "feedback.max_feedback=9", "teacher.mode=async"), run)
     summary = ws.train()
     assert summary["feedback_asked"] == 9 and len(given) == 8
-    assert summary["labels"] == 8 == len(ws.learner.labels)  # the eight were trained on at the end
+    assert summary["labels"] == 8 == len(ws.feedback.learner.labels)  # the eight were trained on at the end
     import csv
 
     rounds = list(csv.DictReader(open(run / "rounds.csv")))
@@ -340,15 +341,15 @@ def test_a_person_gets_clips_of_at_least_a_second(tmp_path):
     def workspace(run_dir, *overrides):
         ws = Workspace(tiny_config("teacher=human", "env=hopper", "teacher.serve=false", "feedback.segment=50",
                                    *overrides), run_dir)
-        ws.learner.teacher.close()
+        ws.feedback.learner.teacher.close()
         return ws, (run_dir / "train.log").read_text() if (run_dir / "train.log").exists() else ""
 
     ws, log = workspace(tmp_path / "raised", "env.terminate=false")
-    assert ws.cfg["feedback"]["segment"] == 125 and ws.learner.length == 125
+    assert ws.cfg["feedback"]["segment"] == 125 and ws.feedback.learner.length == 125
     assert "feedback.segment 50 -> 125 steps" in log
     assert "segment: 125" in (tmp_path / "raised" / "config.yaml").read_text()
     # episodes that end when the hopper falls are often shorter than 1 s: a 125-step first round could wait forever
     ws, log = workspace(tmp_path / "falls")
-    assert ws.learner.length == 50 and "with env.terminate=false" in log and "raised to 125 steps" in log
+    assert ws.feedback.learner.length == 50 and "with env.terminate=false" in log and "raised to 125 steps" in log
     ws, log = workspace(tmp_path / "kept", "env.terminate=false", "teacher.min_clip_s=0")
-    assert ws.learner.length == 50 and "feedback.segment" not in log
+    assert ws.feedback.learner.length == 50 and "feedback.segment" not in log

@@ -39,34 +39,33 @@ def test_rounds_follow_the_pebble_schedule_and_the_budget(tmp_path):
     # first round right after pretraining (step 500), then every 200 steps until 30 queries are asked
     assert [int(r["env_step"]) for r in rounds] == [500, 700, 900, 1100]
     assert [int(r["feedback_asked"]) for r in rounds] == [8, 16, 24, 30]  # the last round is cut to the budget
-    assert ws.learner.asked == 30 and len(ws.learner.labels) == 30  # the oracle skips nothing
+    assert ws.feedback.learner.asked == 30 and len(ws.feedback.learner.labels) == 30  # the oracle skips nothing
 
 
 def test_the_true_reward_never_reaches_the_agent_or_the_reward_model(tmp_path):
     ws = Workspace(tiny_config(*SCHEDULE), tmp_path / "run")
-    # the env the workspace steps hands out NaN: the true reward exists only in the teacher's ledger
-    ws.env.reset(seed=0)
-    assert math.isnan(ws.env.step(np.zeros(1, np.float32))[1])
-    ws.env.reset(seed=0)
-    ws.ledger.drop_partial_episode()
-    ws.ledger.pos = ws.ledger.size = 0
-
+    # what the agent observes carries NaN as the env's reward: the true reward exists only in the ledger
+    observed = []
+    observe = ws.agent.observe
+    ws.agent.observe = lambda step: (observed.append(step), observe(step))[1]
     seen = []
     update = ws.agent.update
     ws.agent.update = lambda batch: (seen.append(batch.reward.clone()), update(batch))[1]
     ws.train()
     rewards = torch.cat(seen)
+    assert len(observed) == 1600 and all(np.isfinite(step.reward).all() for step in observed)
     assert torch.isfinite(rewards).all()  # a leaked NaN would show here (and in the critic loss)
     assert all(math.isfinite(v) for v in ws.agent.metrics().values())
     # every stored reward is the current model's prediction (relabelled, or predicted at the step
     # after the last round): the buffer never held the env reward
-    size = ws.buffer.size
-    learned = ws.learner.model.reward(torch.from_numpy(ws.buffer.obs[:size]),
-                                      torch.from_numpy(ws.buffer.action[:size])).numpy()
-    np.testing.assert_allclose(ws.buffer.reward[:size], learned, atol=1e-5)
-    assert not np.allclose(ws.buffer.reward[:size], ws.ledger.reward[:size], atol=0.1)
+    buffer = ws.agent.buffer
+    size = buffer.size
+    learned = ws.feedback.learner.model.reward(torch.from_numpy(buffer.obs[:size]),
+                                               torch.from_numpy(buffer.action[:size])).numpy()
+    np.testing.assert_allclose(buffer.reward[:size], learned, atol=1e-5)
+    assert not np.allclose(buffer.reward[:size], ws.feedback.ledger.reward[:size], atol=0.1)
     # the labels hold observations, actions and orderings only
-    assert set(ws.learner.labels.state_dict()) == {"obs", "action", "ranking", "equal"}
+    assert set(ws.feedback.learner.labels.state_dict()) == {"obs", "action", "ranking", "equal"}
 
 
 def test_pretraining_updates_use_the_state_entropy_bonus(tmp_path):
@@ -75,8 +74,8 @@ def test_pretraining_updates_use_the_state_entropy_bonus(tmp_path):
     update = ws.agent.update
     ws.agent.update = lambda batch: (seen.append(batch), update(batch))[1]
     ws.train()
-    assert len(seen) == 251 and ws.learner.rounds == 0  # one update at each step from 200 to 450
-    pool = torch.from_numpy(ws.buffer.obs[:ws.buffer.size])
+    assert len(seen) == 251 and ws.feedback.learner.rounds == 0  # one update at each step from 200 to 450
+    pool = torch.from_numpy(ws.store.obs[:ws.store.size])
     batch = seen[-1]
     # the bonus is the distance to the 5th nearest stored state (itself excluded), over a running std
     dist = torch.cdist(batch.obs, pool).topk(6, largest=False).values[:, 5]
@@ -128,8 +127,8 @@ def test_a_resumed_preference_run_keeps_its_labels_and_schedule(tmp_path):
     ws = Workspace(tiny_config(*SCHEDULE, "snapshot.every=400"), run)  # extended to 1600 steps from step 800
     ws.train()
     assert [int(r["env_step"]) for r in _rows(run / "rounds.csv")] == [500, 700, 900, 1100]
-    assert ws.learner.asked == 30 and len(ws.learner.labels) == 30
-    assert ws.ledger.pos == ws.buffer.pos
+    assert ws.feedback.learner.asked == 30 and len(ws.feedback.learner.labels) == 30
+    assert ws.feedback.ledger.size == ws.store.size == ws.agent.buffer.size == 1600
 
 
 @pytest.mark.parametrize("override, field", [
@@ -159,33 +158,35 @@ def test_a_round_waits_for_an_episode_long_enough_for_a_segment(tmp_path, capsys
                       "reward_model.hidden_dim=16", "reward_model.epochs=2")
     ws = Workspace(cfg, tmp_path / "run")
     asked_at = {}
-    round_ = ws._feedback_round
+    round_ = ws.feedback._round
 
-    def spy():
-        asked_at.update(step=ws.step, updates=ws.agent.num_updates)
-        round_()
+    def spy(step, agent):
+        asked_at.update(step=step, updates=agent.num_updates)
+        round_(step, agent)
 
-    ws._feedback_round = spy
+    ws.feedback._round = spy
     ws.train()
     out = capsys.readouterr().out
     assert "feedback round due at step 50 waits" in out
     assert asked_at["step"] > 50 and asked_at["updates"] == 0  # nothing trained on an untrained reward
-    assert ws.learner.rounds == 1 and ws.agent.num_updates > 0  # after the round, SAC learns
-    first = ws.buffer.episode[ws.buffer.step == 19]
+    assert ws.feedback.learner.rounds == 1 and ws.agent.num_updates > 0  # after the round, SAC learns
+    first = ws.store.episode[ws.store.step == 19]
     assert len(first) > 0  # a 20-step episode was stored before the round
 
 
 def test_terminate_false_keeps_training_episodes_going_but_not_evaluation(tmp_path):
     ws = Workspace(tiny_config("env=hopper", "env.terminate=false", "steps=10"), tmp_path / "run")
-    for env in (ws.env, ws.eval_env):
-        env.reset(seed=0)
+    ws.envs.begin()
+    ws.evaluator.env.reset(seed=0)
     # a hopper driven hard falls over: the eval env ends the episode, the training env does not
     ended = {"train": False, "eval": False}
     for _ in range(300):
-        for name, env in (("train", ws.env), ("eval", ws.eval_env)):
-            if not ended[name]:
-                ended[name] = env.step(np.ones(3, np.float32))[2]
+        if not ended["train"]:
+            ended["train"] = bool(ws.envs.step(np.ones((1, 3), np.float32))[2][0])
+        if not ended["eval"]:
+            ended["eval"] = ws.evaluator.env.step(np.ones(3, np.float32))[2]
     assert ended == {"train": False, "eval": True}
+    ws.envs.close()
 
 
 @pytest.mark.parametrize("preset, params", [

@@ -1,8 +1,8 @@
 """Tests for pbrl/query/ (candidate pools, the rule registry and every selection rule).
 
-The replay buffer stores ``obs = (episode, step, noise)``, so a query's buffer windows can be
-checked against the buffer's own episode/step columns and its observations. The buffer wraps
-around its end, so windows may wrap the ring too.
+The episode store holds ``obs = (episode, step, noise)``, so a query's windows can be checked
+against the store's own episode/step columns and its observations. The store wraps around its end,
+so windows may wrap the ring too.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from pbrl.buffers.replay import ReplayBuffer
-from pbrl.query import RULES, QueryPool, SelectionContext, draw_pool, register, select
+from pbrl.buffers.episodes import EpisodeStore
+from pbrl.query import RULES, QueryPool, SelectionContext, register, select
 from pbrl.query.kcenter import greedy_kcenter
 from pbrl.reward.model import RewardModel, RewardModelConfig
 
@@ -21,15 +21,18 @@ EPISODE_LENGTHS = [60, 70, 65, 80, 62, 75]  # 412 steps into 300 slots: episode 
 CAPACITY, LAST = 300, 3
 
 
-def _buffer() -> ReplayBuffer:
+def _buffer() -> EpisodeStore:
     rng = np.random.default_rng(0)
-    buf = ReplayBuffer(CAPACITY, OBS_DIM, ACTION_DIM)
+    buf = EpisodeStore(CAPACITY, OBS_DIM, ACTION_DIM)
     for ep, n in enumerate(EPISODE_LENGTHS):
         for t in range(n):
-            obs = np.array([ep, t, rng.normal()], np.float32)
-            buf.add(obs, rng.uniform(-1, 1, ACTION_DIM).astype(np.float32), 0.0, False, t == n - 1,
-                    obs + 1, episode=ep, step=t)
+            obs = np.array([[ep, t, rng.normal()]], np.float32)
+            buf.add(obs, rng.uniform(-1, 1, (1, ACTION_DIM)).astype(np.float32), None, np.array([ep]), np.array([t]))
     return buf
+
+
+def draw_pool(store: EpisodeStore, count: int, k: int, length: int, rng: np.random.Generator, last: int) -> QueryPool:
+    return store.draw(count, k, length, rng, last)
 
 
 BUF = _buffer()  # read-only in every test

@@ -78,8 +78,8 @@ def test_killed_run_resumes_to_the_end(tmp_path: Path):
 def _capture(ws: Workspace) -> dict:
     """A deep copy of everything a snapshot must restore, taken at the moment it is written."""
     return {"agent": copy.deepcopy(ws.agent.state_dict()), "step": ws.step, "episode": ws.episode,
-            "buffer": {k: getattr(ws.buffer, k).copy() for k in ws.buffer._COLUMNS},
-            "pos": ws.buffer.pos, "size": ws.buffer.size, "rng": copy.deepcopy(ws.rng),
+            "store": {k: getattr(ws.store, k).copy() for k in ws.store._COLUMNS},
+            "pos": ws.store.pos, "size": ws.store.size, "rng": copy.deepcopy(ws.rng),
             "torch_rng": torch.get_rng_state(), "np_global": np.random.get_state(),
             "episode_rows": copy.deepcopy(ws.logger.episode_rows)}
 
@@ -122,13 +122,13 @@ def test_snapshot_restores_the_whole_training_state(tmp_path: Path, monkeypatch)
     second.load_snapshot()
 
     # episode 1 was cut off at the snapshot; the fresh episode after the resume gets id 2
-    assert (second.step, second.episode, second._obs) == (300, 2, None)
+    assert (second.step, second.episode, second.next_episode_id) == (300, 1, 2) and second.envs.ended.all()
     _assert_same(second.agent.state_dict(), captured["agent"], "agent")  # nets, optimisers, log_alpha, counter
     moments = second.agent.actor_opt.state_dict()["exp_avg"]
     assert any(float(m.abs().sum()) > 0 for m in moments), "the optimiser moments must be restored, not zeros"
-    assert (second.buffer.pos, second.buffer.size) == (captured["pos"], captured["size"])
-    for name, column in captured["buffer"].items():
-        np.testing.assert_array_equal(getattr(second.buffer, name), column, err_msg=name)
+    assert (second.store.pos, second.store.size) == (captured["pos"], captured["size"])
+    for name, column in captured["store"].items():
+        np.testing.assert_array_equal(getattr(second.store, name), column, err_msg=name)
     np.testing.assert_array_equal(second.rng.random(5), captured["rng"].random(5))
     np.testing.assert_array_equal(second.rng.integers(2**31, size=3), captured["rng"].integers(2**31, size=3))
     torch.testing.assert_close(torch.get_rng_state(), captured["torch_rng"], rtol=0, atol=0)
@@ -137,7 +137,7 @@ def test_snapshot_restores_the_whole_training_state(tmp_path: Path, monkeypatch)
     assert [int(r["env_step"]) for r in _rows(run_dir / "episodes.csv")] == [200]  # rewritten to match
 
     # the restored agent trains on exactly as the original would have from that state
-    batch = second.buffer.sample(32, torch.Generator().manual_seed(0))
+    batch = second.agent.buffer.sample(32, torch.Generator().manual_seed(0))
     twin = copy.deepcopy(second.agent)
     twin.load_state_dict(copy.deepcopy(captured["agent"]))
     torch.manual_seed(0)
@@ -166,7 +166,7 @@ def test_the_fresh_episode_after_a_resume_gets_its_own_id(tmp_path: Path):
     (run_dir / "summary.json").unlink()  # as if killed after the snapshot at step 300
     resumed = Workspace(cfg, run_dir)
     resumed.train()
-    episode, step = resumed.buffer.episode, resumed.buffer.step
+    episode, step = resumed.store.episode, resumed.store.step
     assert step[299] == 99 and step[300] == 0  # the cut episode (steps 0..99) and the fresh one
     assert episode[:300].tolist() == [0] * 200 + [1] * 100
     assert episode[300] != episode[299], "two episodes share one id"

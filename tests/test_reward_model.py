@@ -244,8 +244,7 @@ def _filled_buffer(capacity: int, n: int) -> ReplayBuffer:
     rng = np.random.default_rng(18)
     buf = ReplayBuffer(capacity, OBS_DIM, ACTION_DIM)
     for t in range(n):
-        buf.add(rng.uniform(-1, 1, OBS_DIM), rng.uniform(-1, 1, ACTION_DIM), 123.0, False, False,
-                rng.uniform(-1, 1, OBS_DIM), episode=t // 20, step=t % 20)
+        buf.add(rng.uniform(-1, 1, OBS_DIM), rng.uniform(-1, 1, ACTION_DIM), 123.0, False, rng.uniform(-1, 1, OBS_DIM))
     return buf
 
 

@@ -184,25 +184,24 @@ def test_pendulum_time_limits_are_stored_as_truncations(tmp_path):
     # Pendulum never terminates: every episode ends by the 200-step time limit, which must not cut bootstrapping
     ws = Workspace(tiny_config("steps=400", "seed_steps=400"), tmp_path / "run")
     ws.train()
-    buf = ws.buffer
-    assert buf.size == 400
+    buf, store = ws.agent.buffer, ws.store
+    assert buf.size == store.size == 400
     assert not buf.terminated.any()
-    assert np.flatnonzero(buf.truncated).tolist() == [199, 399]
-    assert buf.episode.tolist() == [0] * 200 + [1] * 200
-    assert buf.step.tolist() == list(range(200)) * 2
+    assert store.episode.tolist() == [0] * 200 + [1] * 200
+    assert store.step.tolist() == list(range(200)) * 2
     np.testing.assert_array_equal(buf.obs[1:200], buf.next_obs[:199])  # consecutive steps chain up
+    assert not np.array_equal(buf.obs[200], buf.next_obs[199])  # the final observation, not the reset one
 
 
 def test_terminations_are_stored_at_episode_ends(tmp_path):
     # InvertedPendulum falls within a few random steps: terminated=1 exactly on each episode's last step
     ws = Workspace(tiny_config("env=inverted_pendulum", "steps=150", "seed_steps=150"), tmp_path / "run")
     ws.train()
-    buf = ws.buffer
-    last_of_episode = np.flatnonzero(np.diff(np.append(buf.episode[:buf.size], -1)) != 0)  # the final step too
+    buf, store = ws.agent.buffer, ws.store
+    last_of_episode = np.flatnonzero(np.diff(np.append(store.episode[:store.size], -1)) != 0)  # the final step too
     ended = np.flatnonzero(buf.terminated[:buf.size])
     assert len(ended) >= 3
     np.testing.assert_array_equal(ended, last_of_episode[:len(ended)])
-    assert not buf.truncated[:buf.size].any()
 
 
 # ----------------------------------------------------------------------------- ensemble nets

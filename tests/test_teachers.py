@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -31,13 +30,13 @@ def _write_queries(ledger: RewardLedger, rewards: np.ndarray, rng: np.random.Gen
     n, k, t = rewards.shape
     m = rewards.size
     assert ledger.capacity - ledger.size >= m, "helper needs free slots"
-    perm = rng.permutation(m)  # query cell j lives at slot start + perm[j]
+    perm = rng.permutation(m)  # query cell j lives at row start + perm[j]
     seq = np.empty(m)
     seq[perm] = rewards.ravel()
-    start = ledger.pos
-    for r in seq:
-        ledger.record(float(r), False)
-    ledger.drop_partial_episode()
+    start = ledger.size
+    for i, r in enumerate(seq):
+        ledger.record(np.array([start + i]), np.array([r]), np.array([False]))
+    ledger.drop_partial_episodes()
     index = (start + perm.reshape(n, k, t)) % ledger.capacity
     assert np.array_equal(ledger.reward[index], rewards)
     return QueryPool(index, torch.zeros(n, k, t, 1), torch.zeros(n, k, t, 1))
@@ -47,7 +46,8 @@ def _record_episodes(ledger: RewardLedger, per_step: float, lengths: list[int]) 
     """Finished episodes of constant per-step reward ``per_step``."""
     for length in lengths:
         for t in range(length):
-            ledger.record(per_step, t == length - 1)
+            row = np.array([ledger.size % ledger.capacity])
+            ledger.record(row, np.array([per_step]), np.array([t == length - 1]))
 
 
 def _returns_with_gap(gaps: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -326,63 +326,34 @@ def test_teacher_state_dict_restores_the_rng():
 
 
 # ------------------------------------------------------------------------------- ledger
-def test_ledger_wrapper_hides_the_reward_and_records_it():
-    """ledger.wrap(Pendulum): the caller gets NaN; the ledger the true rewards at consecutive slots and returns."""
-    ledger = RewardLedger(500)
-    plain, hidden = gym.make("Pendulum-v1"), ledger.wrap(gym.make("Pendulum-v1"))
-    rng = np.random.default_rng(0)
-    obs_p, _ = plain.reset(seed=0)
-    obs_h, _ = hidden.reset(seed=0)
-    true, ends = [], []
-    for i in range(230):  # Pendulum truncates after 200 steps
-        action = rng.uniform(-2, 2, size=1).astype(np.float32)
-        obs_p, r_p, term_p, trunc_p, _ = plain.step(action)
-        obs_h, r_h, term_h, trunc_h, _ = hidden.step(action)
-        np.testing.assert_array_equal(obs_p, obs_h)
-        assert math.isnan(r_h) and not math.isnan(r_p) and (term_h, trunc_h) == (term_p, trunc_p)
-        true.append(float(r_p))
-        if term_p or trunc_p:
-            ends.append(i)
-            obs_p, _ = plain.reset(seed=1)
-            obs_h, _ = hidden.reset(seed=1)
-    assert ends == [199]
-    np.testing.assert_array_equal(ledger.reward[:230], true)
-    assert (ledger.pos, ledger.size) == (230, 230)
-    assert ledger.episode_returns == pytest.approx([sum(true[:200])], rel=1e-12)
-    assert ledger.episode_lengths == [200]
-    assert ledger.mean_step_reward() == pytest.approx(sum(true[:200]) / 200, rel=1e-12)
-
-
-def test_ledger_ring_and_episode_bookkeeping():
-    """record wraps around the ring; only finished episodes enter returns; mean_step_reward uses the last ones."""
-    ledger = RewardLedger(5)
+def test_ledger_records_by_row_and_keeps_each_envs_episodes_apart():
+    """record(rows, rewards, ended) of 2 envs: rewards at the given rows, returns per env's own episode."""
+    ledger = RewardLedger(6, n_envs=2)
     assert ledger.mean_step_reward() is None
-    for k in range(7):
-        ledger.record(float(k), k in (2, 5))
-    assert ledger.reward.tolist() == [5.0, 6.0, 2.0, 3.0, 4.0]
-    assert (ledger.pos, ledger.size) == (2, 5)
-    assert ledger.episode_returns == [3.0, 12.0] and ledger.episode_lengths == [3, 3]
-    assert ledger.mean_step_reward(1) == 4.0 and ledger.mean_step_reward(10) == 2.5
+    ledger.record(np.array([0, 1]), np.array([1.0, 10.0]), np.array([False, False]))
+    ledger.record(np.array([2, 3]), np.array([2.0, 20.0]), np.array([True, False]))  # env 0 ends: 1 + 2
+    ledger.record(np.array([4, 5]), np.array([4.0, 40.0]), np.array([False, True]))  # env 1 ends: 10 + 20 + 40
+    ledger.record(np.array([0, 1]), np.array([8.0, 80.0]), np.array([True, False]))  # the ring wraps; env 0: 4 + 8
+    assert ledger.reward.tolist() == [8.0, 80.0, 2.0, 20.0, 4.0, 40.0]
+    assert ledger.episode_returns == [3.0, 70.0, 12.0] and ledger.episode_lengths == [2, 3, 2]
+    assert ledger.last_return.tolist() == [12.0, 70.0]
+    assert ledger.mean_step_reward(1) == 6.0 and ledger.mean_step_reward(10) == pytest.approx(85 / 7)
 
 
-@pytest.mark.parametrize("new_capacity", [8, 20])
-def test_ledger_state_dict_round_trip(new_capacity):
-    """state_dict/load_state_dict: same capacity keeps the slots; a larger one lays them out oldest first."""
-    ledger = RewardLedger(8)
-    for k in range(11):  # wraps: slots hold 8, 9, 10, 3, 4, 5, 6, 7
-        ledger.record(float(k), k in (4, 9))
-    ledger.record(100.0, False)  # a running episode, not in the state
+@pytest.mark.parametrize("reorder", [False, True])
+def test_ledger_state_dict_round_trip(reorder):
+    """state_dict/load_state_dict: rows as saved, or laid out in the order the episode store restored its own."""
+    ledger = RewardLedger(4)
+    for k in range(6):  # wraps: rows hold 4, 5, 2, 3
+        ledger.record(np.array([k % 4]), np.array([float(k)]), np.array([k == 2]))
+    ledger.record(np.array([2]), np.array([100.0]), np.array([False]))  # a running episode, not in the returns
     state = ledger.state_dict()
-    ledger.record(-1.0, False)  # later writes do not reach the saved state
-    restored = RewardLedger(new_capacity)
-    restored.record(50.0, False)  # a running episode of the restoring ledger: dropped by the load
-    restored.load_state_dict(state)
-    if new_capacity == 8:
-        assert restored.reward.tolist() == [8.0, 9.0, 10.0, 100.0, 4.0, 5.0, 6.0, 7.0]
-        assert (restored.pos, restored.size) == (4, 8)
-    else:
-        assert restored.reward[:8].tolist() == [4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 100.0]
-        assert (restored.pos, restored.size) == (8, 8)
-    assert restored.episode_returns == [10.0, 35.0] and restored.episode_lengths == [5, 5]
-    restored.record(1.0, True)  # the running episode was dropped: the next one is just this step
+    ledger.record(np.array([3]), np.array([-1.0]), np.array([False]))  # later writes do not reach the saved state
+    restored = RewardLedger(8)
+    restored.record(np.array([0]), np.array([50.0]), np.array([False]))  # a running episode: dropped by the load
+    order = np.array([2, 3, 0, 1]) if reorder else None  # oldest first, as EpisodeStore.load_state_dict returns
+    restored.load_state_dict(state, order)
+    assert restored.reward[:4].tolist() == ([100.0, 3.0, 4.0, 5.0] if reorder else [4.0, 5.0, 100.0, 3.0])
+    assert restored.size == 4 and restored.episode_returns == [3.0] and restored.episode_lengths == [3]
+    restored.record(np.array([4]), np.array([1.0]), np.array([True]))  # the running episode was dropped
     assert restored.episode_returns[-1] == 1.0 and restored.episode_lengths[-1] == 1

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
+from pbrl.agents.base import Agent, RewardChange, Transitions  # noqa: F401
+from pbrl.agents.ppo import PPO, PPOConfig
 from pbrl.agents.sac import SAC, SACConfig
 from pbrl.errors import ConfigError
 
-# name -> (agent class, its config dataclass); a new agent registers itself here
-AGENTS: dict[str, tuple[type, type]] = {"sac": (SAC, SACConfig)}
+# name -> (agent class, its config dataclass, what it takes from the run: steps, buffer_size -> kwargs);
+# a new agent registers itself here
+AGENTS: dict[str, tuple[type, type, Callable[[int, int], dict]]] = {
+    "sac": (SAC, SACConfig, lambda steps, buffer_size: {"capacity": min(buffer_size, steps)}),  # its replay buffer
+    "ppo": (PPO, PPOConfig, lambda steps, buffer_size: {"total_steps": steps}),  # learning-rate annealing
+}
 
 _POSITIVE_INTS = {"hidden_dim", "depth", "num_critics", "batch_size", "updates_per_step", "actor_update_every",
                   "target_update_every"}
@@ -28,7 +34,7 @@ def agent_config(cfg: Mapping[str, Any]):
     name = cfg.get("name", "sac")
     if name not in AGENTS:
         raise ConfigError("agent", f"unknown agent {name!r}; allowed: {', '.join(AGENTS)}")
-    _, config_cls = AGENTS[name]
+    _, config_cls, _ = AGENTS[name]
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(cfg) - set(fields))
     if unknown:
@@ -42,17 +48,13 @@ def agent_config(cfg: Mapping[str, Any]):
             allowed = "a number or null (-action_dim)" if key == "target_entropy" else "a number"
             raise ConfigError(f"agent.{key}", f"got {value!r}; must be {allowed}")
     out = config_cls(**dict(cfg))
-    if not 0 < out.tau <= 1:
-        raise ConfigError("agent.tau", f"got {out.tau!r}; must be in (0, 1]")
-    if not 0 <= out.discount <= 1:
-        raise ConfigError("agent.discount", f"got {out.discount!r}; must be in [0, 1]")
-    if out.log_std_min >= out.log_std_max:
-        raise ConfigError("agent.log_std_min", f"got {out.log_std_min} >= log_std_max {out.log_std_max}; must be lower")
+    out.check()
     return out
 
 
-def make_agent(cfg: Mapping[str, Any], obs_dim: int, action_dim: int, device: torch.device, precision: str):
-    """Build the agent named by ``cfg.name`` for the given observation and action sizes."""
+def make_agent(cfg: Mapping[str, Any], obs_dim: int, action_dim: int, device: torch.device, precision: str,
+               steps: int = 1_000_000, buffer_size: int = 1_000_000) -> Agent:
+    """Build the agent named by ``cfg.name`` for the given sizes, a run of ``steps`` env steps and its replay size."""
     config = agent_config(cfg)
-    agent_cls, _ = AGENTS[config.name]
-    return agent_cls(obs_dim, action_dim, config, device=device, precision=precision)
+    agent_cls, _, run_kwargs = AGENTS[config.name]
+    return agent_cls(obs_dim, action_dim, config, device=device, precision=precision, **run_kwargs(steps, buffer_size))

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pbrl.agents.base import RewardChange, Transitions
 from pbrl.agents.nets import EnsembleMLP, fp32_output, mlp
 from pbrl.agents.optim import Adam, make_adam
+from pbrl.buffers.replay import Batch, ReplayBuffer
+from pbrl.errors import ConfigError
+from pbrl.reward.source import RewardSource
 
 LOG_2PI = math.log(2 * math.pi)
 LOG_2 = math.log(2.0)
@@ -46,15 +48,15 @@ class SACConfig:
     log_std_min: float = -5.0
     log_std_max: float = 2.0
 
-
-class Batch(NamedTuple):
-    """A sampled minibatch of transitions, all on the agent's device."""
-
-    obs: torch.Tensor  # [B, obs_dim]
-    action: torch.Tensor  # [B, action_dim]
-    reward: torch.Tensor  # [B]
-    next_obs: torch.Tensor  # [B, obs_dim]
-    terminated: torch.Tensor  # [B] float, 1 where the episode truly ended (no bootstrap)
+    def check(self) -> None:
+        """Raise ConfigError naming the first invalid field (types are checked by agent_config)."""
+        if not 0 < self.tau <= 1:
+            raise ConfigError("agent.tau", f"got {self.tau!r}; must be in (0, 1]")
+        if not 0 <= self.discount <= 1:
+            raise ConfigError("agent.discount", f"got {self.discount!r}; must be in [0, 1]")
+        if self.log_std_min >= self.log_std_max:
+            raise ConfigError("agent.log_std_min", f"got {self.log_std_min} >= log_std_max {self.log_std_max}; "
+                                                   "must be lower")
 
 
 class Actor(nn.Module):
@@ -86,10 +88,12 @@ class Actor(nn.Module):
 
 
 class SAC:
-    """The SAC agent: ``act`` for environment steps, ``update`` for one gradient step."""
+    """The SAC agent (pbrl/agents/base.py's protocol) with its replay buffer; ``update`` is one gradient step."""
+
+    n_envs = 1  # one env, one update (or updates_per_step) per env step
 
     def __init__(self, obs_dim: int, action_dim: int, cfg: SACConfig, device: torch.device | str = "cpu",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", capacity: int = 1_000_000):
         self.cfg = cfg
         self.device = torch.device(device)
         self.precision = precision
@@ -108,6 +112,36 @@ class SAC:
         self.alpha_opt = self._adam([self.log_alpha], cfg.alpha_lr)
         self.num_updates = 0
         self._metrics: dict[str, torch.Tensor] = {}  # detached tensors; .item() only when logged
+        self.buffer = ReplayBuffer(capacity, obs_dim, action_dim, self.device)
+
+    # ---------------------------------------------------------------------------- the protocol
+    def observe(self, step: Transitions) -> None:
+        """Store the step's transitions in the replay buffer."""
+        for i in range(len(step.obs)):
+            self.buffer.add(step.obs[i], step.action[i], step.reward[i], step.terminated[i], step.next_obs[i])
+
+    def learn(self, reward: RewardSource) -> None:
+        """``updates_per_step`` updates on replayed batches."""
+        for _ in range(self.cfg.updates_per_step):
+            self._replay_update(reward)
+
+    def _replay_update(self, reward: RewardSource) -> None:
+        """One update on a sampled batch; a per-batch reward (the k-NN bonus) replaces the stored one."""
+        batch = self.buffer.sample(self.cfg.batch_size)
+        if reward.per_batch:
+            batch = batch._replace(reward=reward(batch.obs, batch.action))
+        self.update(batch)
+
+    def reward_changed(self, change: RewardChange) -> None:
+        """Relabel the whole buffer; after the first change, PEBBLE's fresh critic and ``reset_updates`` updates."""
+        reward = change.reward
+        self.buffer.relabel(reward, batch_size=reward.batch_size, device=self.device)
+        if change.first:  # a fresh critic for the learned reward, then a few updates on the relabelled buffer
+            self.reset_critic()
+            if change.reset_actor:  # keep only the exploration data of pretraining
+                self.reset_actor()
+            for _ in range(change.reset_updates):
+                self._replay_update(reward)
 
     def _adam(self, params, lr: float) -> Adam | torch.optim.Adam:
         # torch's fused Adam kernel without torch.optim's per-call bookkeeping (pbrl/agents/optim.py)
@@ -205,6 +239,7 @@ class SAC:
             "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(), "num_updates": self.num_updates,
+            "buffer": self.buffer.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -218,3 +253,5 @@ class SAC:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         self.num_updates = state["num_updates"]
+        if "buffer" in state:
+            self.buffer.load_state_dict(state["buffer"])

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from pbrl.agents.nets import EnsembleMLP
-from pbrl.agents.sac import SAC, Batch
+from pbrl.agents.sac import SAC
+from pbrl.buffers.replay import Batch
 
 
 def reference_q(net: EnsembleMLP, obs: torch.Tensor, action: torch.Tensor, detach: bool = False) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Replay buffer: preallocated transition arrays plus the simulator state of every stored step.
+"""Replay buffer: preallocated transition arrays (SAC's; episodes and simulator states live in the episode store).
 
 Storage is NumPy (cheap per-step writes, easy snapshots); sampling returns torch tensors on the
 agent's device. On the CPU the tensors are zero-copy views of the arrays.
@@ -6,41 +6,35 @@ agent's device. On the CPU the tensors are zero-copy views of the arrays.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 
-from pbrl.agents.sac import Batch
+from pbrl.buffers.episodes import restore_order
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (obs [N, o], action [N, a]) -> reward [N]
 
 
-def restore_order(size: int, pos: int, old_capacity: int, new_capacity: int) -> tuple[np.ndarray, int]:
-    """How to lay ``size`` saved slots of a ring of ``old_capacity`` into one of ``new_capacity``.
+class Batch(NamedTuple):
+    """A sampled minibatch of transitions, all on the agent's device."""
 
-    Returns ``(order, pos)``: new slot i takes saved slot ``order[i]``, and writing resumes at
-    ``pos``. The same capacity keeps the layout; a larger one lays the slots out oldest first.
-    """
-    if size > new_capacity:
-        raise ValueError(f"the snapshot holds {size} transitions, more than this buffer's capacity {new_capacity}")
-    if old_capacity == new_capacity:
-        return np.arange(size), pos
-    order = np.arange(size) if size < old_capacity else (np.arange(size) + pos) % size
-    return order, size % new_capacity
+    obs: torch.Tensor  # [B, obs_dim]
+    action: torch.Tensor  # [B, action_dim]
+    reward: torch.Tensor  # [B]
+    next_obs: torch.Tensor  # [B, obs_dim]
+    terminated: torch.Tensor  # [B] float, 1 where the episode truly ended (no bootstrap)
 
 
 class ReplayBuffer:
     """A ring buffer of ``capacity`` transitions.
 
     Columns: ``obs``, ``action``, ``reward`` (whatever the agent learns from: the env reward, or a
-    learned reward after ``relabel``), ``terminated``, ``truncated``, ``next_obs``, ``episode`` (a
-    running episode id), ``step`` (index of the step within its episode) and ``sim_state`` (the
-    simulator state at ``obs``, so that any stored step can be re-rendered later).
+    learned reward after ``relabel``), ``terminated`` and ``next_obs`` (the true successor, also at
+    a time-limit end, so that truncated episodes bootstrap from it).
     """
 
-    def __init__(self, capacity: int, obs_dim: int, action_dim: int, sim_state_dim: int = 0,
-                 device: torch.device | str = "cpu"):
+    def __init__(self, capacity: int, obs_dim: int, action_dim: int, device: torch.device | str = "cpu"):
         if capacity <= 0:
             raise ValueError(f"capacity must be > 0, got {capacity}")
         self.capacity = capacity
@@ -49,35 +43,26 @@ class ReplayBuffer:
         self.action = np.zeros((capacity, action_dim), np.float32)
         self.reward = np.zeros(capacity, np.float32)
         self.terminated = np.zeros(capacity, np.float32)
-        self.truncated = np.zeros(capacity, np.bool_)
         self.next_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.episode = np.zeros(capacity, np.int64)
-        self.step = np.zeros(capacity, np.int64)
-        self.sim_state = np.zeros((capacity, sim_state_dim), np.float64)
         self.pos = 0  # next slot to write
         self.size = 0  # number of valid slots
         self._torch = {k: torch.from_numpy(getattr(self, k)) for k in ("obs", "action", "reward", "next_obs",
                                                                        "terminated")}
 
-    _COLUMNS = ("obs", "action", "reward", "terminated", "truncated", "next_obs", "episode", "step", "sim_state")
+    _COLUMNS = ("obs", "action", "reward", "terminated", "next_obs")
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, terminated: bool, truncated: bool,
-            next_obs: np.ndarray, episode: int, step: int, sim_state: np.ndarray | None = None) -> None:
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, terminated: bool,
+            next_obs: np.ndarray) -> None:
         """Store one transition, overwriting the oldest once full."""
         i = self.pos
         self.obs[i] = obs
         self.action[i] = action
         self.reward[i] = reward
         self.terminated[i] = terminated
-        self.truncated[i] = truncated
         self.next_obs[i] = next_obs
-        self.episode[i] = episode
-        self.step[i] = step
-        if sim_state is not None and self.sim_state.shape[1]:
-            self.sim_state[i] = sim_state
         self.pos = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -105,11 +90,6 @@ class ReplayBuffer:
             reward = reward_fn(obs, action).reshape(-1)
             self.reward[start:end] = reward.float().cpu().numpy()
 
-    def observations(self) -> torch.Tensor:
-        """Every stored observation ``[size, obs_dim]`` on the buffer's device (the k-NN bonus's pool)."""
-        obs = self._torch["obs"][:self.size]
-        return obs if self.device.type == "cpu" else obs.to(self.device, non_blocking=True)
-
     def chronological(self) -> np.ndarray:
         """Indices of the stored transitions from oldest to newest."""
         if self.size < self.capacity:
@@ -131,6 +111,6 @@ class ReplayBuffer:
         """
         n = state["size"]
         order, pos = restore_order(n, state["pos"], state["capacity"], self.capacity)
-        for k in self._COLUMNS:
+        for k in self._COLUMNS:  # older snapshots also hold episode columns, now in the episode store
             getattr(self, k)[:n] = state[k].numpy()[order]
         self.size, self.pos = n, pos

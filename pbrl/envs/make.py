@@ -21,6 +21,7 @@ class EnvSpec:
     action_dim: int
     sim_state_dim: int  # floats needed to restore the simulator at a stored step (0: not restorable)
     max_episode_steps: int | None
+    render_fps: float | None = None  # simulated frames per second (clips play in real time at this rate)
 
 
 def _check_registered(env_id: str) -> None:
@@ -78,7 +79,8 @@ def spec_of(env: gym.Env, env_id: str) -> EnvSpec:
     """Describe ``env`` (made by make_env) for the agent and the buffer."""
     return EnvSpec(env_id=env_id, obs_dim=int(np.prod(env.observation_space.shape)),
                    action_dim=int(np.prod(env.action_space.shape)), sim_state_dim=sim_state_dim(env),
-                   max_episode_steps=env.spec.max_episode_steps if env.spec else None)
+                   max_episode_steps=env.spec.max_episode_steps if env.spec else None,
+                   render_fps=env.metadata.get("render_fps"))
 
 
 def _is_mujoco(unwrapped) -> bool:

@@ -18,6 +18,7 @@ restarting the trainer or the viewer loses no label and asks no labelled query a
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -26,11 +27,12 @@ import numpy as np
 import torch
 
 from pbrl.errors import ConfigError, check_choice
+from pbrl.run_config import has_unhealthy_termination
 from pbrl.human.instructions import default_instruction
 from pbrl.human.server import ViewerConfig, ViewerServer, make_app
 from pbrl.human.store import LabelStore, training_target
 from pbrl.human.worker import ClipSettings, RenderWorker
-from pbrl.query.base import QueryPool
+from pbrl.buffers.episodes import QueryPool
 from pbrl.teachers.base import Answers, RoundInfo, Teacher
 
 MODES = ("sync", "async")
@@ -73,6 +75,32 @@ def validate(cfg: Mapping[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (key == "fps" and value == 0):
             raise ConfigError(f"teacher.clip.{key}", f"got {value!r}; must be a number > 0" if key == "fps"
                               else f"got {value!r}; must be a number >= 0")
+
+
+def segment_a_person_can_judge(cfg: Mapping[str, Any], spec, say: Callable[[str], None]) -> Mapping[str, Any]:
+    """The config with ``feedback.segment`` long enough for a clip of ``teacher.min_clip_s`` seconds.
+
+    A 50-step Hopper segment lasts 0.4 s: too short for a person to judge (Christiano et al.
+    showed 1-2 s clips). The clip plays in real time at the env's ``render_fps``. Not where
+    training episodes end when the body falls (``env.terminate=true`` on Hopper, Walker2d, Ant,
+    Humanoid): early episodes last a fraction of a second, no 1 s segment would fit, and the
+    first round would wait for one forever; the run says so instead.
+    """
+    min_s = float(cfg["teacher"].get("min_clip_s", 1.0))
+    fps = spec.render_fps
+    segment = int(cfg["feedback"]["segment"])
+    if not fps or not min_s or segment / fps >= min_s:
+        return cfg
+    longer = min(math.ceil(min_s * fps), spec.max_episode_steps)
+    if cfg["env"].get("terminate", True) and has_unhealthy_termination(cfg["env"]):
+        say(f"teacher=human: clips show {segment / fps:.2f} s of {cfg['env']['id']} (feedback.segment="
+            f"{segment}): its training episodes end when the body falls, often sooner than "
+            f"{min_s:g} s; with env.terminate=false (as Christiano et al. trained) the segment "
+            f"would be raised to {longer} steps (teacher.min_clip_s)")
+        return cfg
+    say(f"teacher=human: feedback.segment {segment} -> {longer} steps, so that each clip shows "
+        f"{longer / fps:.2f} s of {cfg['env']['id']} (teacher.min_clip_s={min_s:g}; set it to 0 to keep {segment})")
+    return {**cfg, "feedback": {**cfg["feedback"], "segment": longer}}
 
 
 class HumanTeacher(Teacher):

@@ -6,5 +6,6 @@ import that module below; no other rule changes. ``pool_factor`` says how large 
 the rule wants (PEBBLE's ``large_batch``: ``count × large_batch`` candidates, or ``count``).
 """
 
-from pbrl.query.base import RULES, QueryPool, SelectionContext, draw_pool, register, select  # noqa: F401
+from pbrl.buffers.episodes import QueryPool  # noqa: F401
+from pbrl.query.base import RULES, SelectionContext, register, select  # noqa: F401
 from pbrl.query import kcenter, uncertainty, uniform  # noqa: F401,E402  (registers the rules)

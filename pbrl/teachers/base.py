@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pbrl.query.base import QueryPool
+from pbrl.buffers.episodes import QueryPool
 
 OUTCOMES = ("first", "second", "equal", "skip")  # label counters; rankings (K > 2) count by their best segment
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pbrl.query.base import QueryPool
+from pbrl.buffers.episodes import QueryPool
 from pbrl.teachers.base import Answers, Teacher
 from pbrl.teachers.ledger import RewardLedger
 

@@ -1,8 +1,8 @@
-"""The preference loop: select queries → ask the teacher → train the reward model → relabel.
+"""One feedback round: select queries from the episode store → ask the teacher → train the reward model.
 
 ``PreferenceLearner`` is the one place that owns the reward model, the labels, the teacher and the
-feedback budget; the workspace calls ``round`` on schedule and ``relabel`` after it, whatever the
-agent. Config groups read here: ``feedback``, ``query``, ``reward_model`` and ``teacher``
+feedback budget; ``pbrl.preference.feedback`` calls ``round`` on schedule, whatever the agent.
+Config groups read here: ``feedback``, ``query``, ``reward_model`` and ``teacher``
 (conf/config.yaml documents each field).
 """
 
@@ -16,19 +16,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from pbrl.buffers.replay import ReplayBuffer
-from pbrl.buffers.segments import valid_segment_starts
+from pbrl.buffers.episodes import EpisodeStore
 from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.model import RewardModel, RewardModelConfig
 from pbrl.teachers import RewardLedger, Teacher, make_teacher
 from pbrl.teachers.base import OUTCOMES, RoundInfo
-
-
-def preference_mode(cfg: Mapping[str, Any]) -> bool:
-    """True when a teacher is configured (``teacher.name`` other than ``none``)."""
-    return cfg.get("teacher", {}).get("name", "none") != "none"
 
 
 def validate(cfg: Mapping[str, Any]) -> None:
@@ -100,15 +94,15 @@ class PreferenceLearner:
     def trained(self) -> bool:
         return self.trainings > 0 and len(self.labels) > 0
 
-    def can_ask(self, buffer: ReplayBuffer) -> bool:
+    def can_ask(self, store: EpisodeStore) -> bool:
         """Whether the query pool holds at least one valid segment (episodes may all be shorter early on)."""
-        return len(valid_segment_starts(buffer, self.length, int(self.fb["last_episodes"]))) > 0
+        return store.can_segment(self.length, int(self.fb["last_episodes"]))
 
     def wants_round(self) -> bool:
         """Budget left to ask, or labels still to come from queries already asked (or given, not yet taken)."""
         return self.budget_left > 0 or self.teacher.pending() > 0 or self.teacher.undelivered() > 0
 
-    def round(self, buffer: ReplayBuffer, step: int | None = None, ask: bool = True) -> dict[str, float]:
+    def round(self, store: EpisodeStore, step: int | None = None, ask: bool = True) -> dict[str, float]:
         """One feedback round: ``mb_size`` queries (fewer if the budget ends), labels, reward training.
 
         ``ask=False`` asks nothing and only folds in labels that have arrived (the end of an
@@ -125,13 +119,13 @@ class PreferenceLearner:
             rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
             ctx = SelectionContext(self.model, self.labels.features(), self.rng)
             try:
-                queries = select(rule, buffer, count, ctx, self.k, self.length, int(self.fb["large_batch"]),
+                queries = select(rule, store, count, ctx, self.k, self.length, int(self.fb["large_batch"]),
                                  int(self.fb["last_episodes"]))
             except ValueError as exc:  # no episode long enough for one segment
                 raise ConfigError("feedback.segment", f"{exc} (segment={self.length}); use shorter segments, a later "
                                                       "first round (pretrain.steps), or env.terminate=false") from None
-            if buffer.sim_state.shape[1]:
-                queries.sim_state = buffer.sim_state[queries.index]
+            if store.sim_state.shape[1]:
+                queries.sim_state = store.sim_state[queries.index]
             self.teacher.ask(queries, RoundInfo(self.rounds, step, rule, self._disagreement(queries)))
             self.asked += count
         first_new = len(self.labels)
@@ -167,18 +161,6 @@ class PreferenceLearner:
         if not self.trained or not getattr(self.teacher, "records_scores", False):
             return None
         return self.model.choice_probs(queries.obs, queries.action).std(0)[:, 0].float().cpu().numpy()
-
-    def relabel(self, buffer: ReplayBuffer) -> float:
-        """Rewrite every stored reward with the current model (batched); returns the seconds taken."""
-        started = time.perf_counter()
-        buffer.relabel(self.model.reward, batch_size=self.model.cfg.relabel_batch, device=self.device)
-        return time.perf_counter() - started
-
-    def step_reward(self, obs: np.ndarray, action: np.ndarray) -> float:
-        """The current model's reward for one new transition (0 before the first round)."""
-        if not self.trained:
-            return 0.0
-        return float(self.model.reward(torch.as_tensor(obs[None]), torch.as_tensor(action[None]))[0])
 
     def diagnostics(self) -> dict[str, float]:
         """Counters and accuracies for metrics.csv and summary.json."""
