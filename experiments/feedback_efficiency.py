@@ -14,7 +14,11 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
   published 9k steps; whichever of the two equals the preset is skipped (its row is ``pebble``);
 - ``pebble_uniform``: the preset with uniform query selection;
 - ``pebble_reset_actor`` (not run by default): 9k pretraining steps used as exploration data only
-  (actor and temperature reset after them).
+  (actor and temperature reset after them);
+- ``ppo`` / ``prefppo`` (not run by default; ``--methods ppo,prefppo --steps 1000000``): PPO on the
+  true reward (experiment=ppo_<task>, rl-zoo3's tuned settings) and PrefPPO, the same PPO on the
+  learned reward with 32k state-entropy steps first (experiment=prefppo_<task>). Every env step
+  counts, pretraining included. The ratio table gives PrefPPO's return as a fraction of PPO's.
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
 Each (task, method, budget) is one hydra sweep directory,
@@ -50,7 +54,11 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "pebble_tanh": ["reward_model.output=tanh"],  # PEBBLE's squashed per-step reward
     "pebble_linear": ["reward_model.output=linear"],  # unbounded per-step reward
     "pebble_scale5": ["reward_model.scale=5"],  # the learned reward x5, near the true reward's range
+    "ppo": None,  # PPO on the true reward
+    "prefppo": [],  # the task's PrefPPO preset as it is
 }
+BASE = {"sac": "sac", "ppo": "ppo", "prefppo": "prefppo"}  # methods with their own preset (else pebble_<task>)
+TRUE_REWARD = ("sac", "ppo")  # the arms each preference arm is measured against
 DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")
 
 
@@ -59,7 +67,7 @@ def same_as_preset(task: str, method: str) -> bool:
 
     An arm repeats the preset when each of its overrides sets the value the preset has, or, for a key
     the preset leaves alone, the value of ``conf/config.yaml``."""
-    if not METHODS[method]:
+    if not METHODS[method] or method in BASE:
         return False
     preset = yaml.safe_load((ROOT / "conf" / "experiment" / f"pebble_{task}.yaml").read_text())
     base = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())
@@ -85,9 +93,10 @@ def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> li
     """The pbrl-train overrides of one (task, method, budget) multirun."""
     common = [f"steps={steps}", f"seed={seeds}", "threads=1", "eval.every=10000",
               "snapshot.every=25000"]
+    base = BASE.get(method, "pebble")
     if METHODS[method] is None:
-        return [f"experiment=sac_{task}", f"tag={method}", *common]
-    return [f"experiment=pebble_{task}", f"tag={method}", f"feedback.max_feedback={budget}",
+        return [f"experiment={base}_{task}", f"tag={method}", *common]
+    return [f"experiment={base}_{task}", f"tag={method}", f"feedback.max_feedback={budget}",
             f"feedback.mb_size={max(1, budget // 10)}", *METHODS[method], *common]
 
 
@@ -181,17 +190,17 @@ def ratio_table(out: Path) -> None:
 
     runs = pd.read_csv(out / "summary.csv")
     runs = runs[runs["finished"].astype(bool)]
-    runs["method"] = [t if t == "sac" else f"{t} ({b} labels)" for t, b in zip(runs["tag"], runs["feedback.max_feedback"])]
+    runs["method"] = [t if t in TRUE_REWARD else f"{t} ({b} labels)"
+                      for t, b in zip(runs["tag"], runs["feedback.max_feedback"])]
     means = runs.groupby("method")["final_eval_return"].agg(["mean", "std", "count"])
-    lines = ["", "## Fraction of SAC-on-true-reward's final return (finished runs only)", ""]
-    if "sac" not in means.index:
-        lines.append("No finished SAC run yet.")
-    else:
-        sac = means.loc["sac", "mean"]
-        lines += ["| method | finished runs | final return mean ± std | / SAC's mean |", "|---|---|---|---|"]
-        for method, row in means.iterrows():
-            spread = f" ± {row['std']:.0f}" if row["count"] > 1 else " (one run)"
-            lines.append(f"| {method} | {int(row['count'])} | {row['mean']:.0f}{spread} | {row['mean'] / sac:.0%} |")
+    lines = ["", "## Fraction of the true-reward agent's final return (finished runs only)", "",
+             "PEBBLE arms against SAC on the true reward, PrefPPO against PPO on the true reward.", ""]
+    lines += ["| method | finished runs | final return mean ± std | / true-reward mean |", "|---|---|---|---|"]
+    for method, row in means.iterrows():
+        spread = f" ± {row['std']:.0f}" if row["count"] > 1 else " (one run)"
+        ref = "ppo" if method.startswith(("ppo", "prefppo")) else "sac"
+        ratio = f"{row['mean'] / means.loc[ref, 'mean']:.0%} of {ref}" if ref in means.index else f"no finished {ref} run"
+        lines.append(f"| {method} | {int(row['count'])} | {row['mean']:.0f}{spread} | {ratio} |")
     text = "\n".join(lines) + "\n"
     print(text)
     with open(out / "report.md", "a") as f:
@@ -202,7 +211,7 @@ def termination(args: argparse.Namespace) -> None:
     """PEBBLE on Hopper-v5 with training episodes that end when it falls (true) or run to 1000 steps (false)."""
     sweep = RUNS / "feedback_efficiency" / "termination"
     if not args.report_only:
-        execute([(sweep / f"terminate_{flag}", [f"experiment=pebble_hopper", f"env.terminate={flag}",
+        execute([(sweep / f"terminate_{flag}", ["experiment=pebble_hopper", f"env.terminate={flag}",
                                                 f"tag=terminate_{flag}", f"steps={args.steps}",
                                                 f"seed={args.seeds}", "threads=1"])
                  for flag in ("false", "true")], args.lanes)

@@ -18,9 +18,7 @@ other piece of state (networks, optimisers, buffers, RNGs, counters, logged rows
 from __future__ import annotations
 
 import json
-import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,6 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-import pbrl
 from pbrl.agents import Transitions, make_agent
 from pbrl.buffers.episodes import EpisodeStore
 from pbrl.common.logger import Logger
@@ -42,15 +39,7 @@ from pbrl.evaluation import Evaluator
 from pbrl.preference import make_feedback
 from pbrl.preference.schedule import crossed
 from pbrl.run_config import check_resume, train_kwargs, validate
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(pbrl.__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
+from pbrl.summary import write_summary
 
 
 class Workspace:
@@ -171,7 +160,8 @@ class Workspace:
             pbar.update(self.step - prev)
         pbar.close()
         self._accumulate_time()
-        summary = self._write_summary()
+        summary = write_summary(self.summary_path, self._summary_fields(), self.logger.eval_rows,
+                                self.feedback.summary())
         torch.save(self.agent.state_dict(), self.run_dir / "agent.pt")
         self.feedback.save_outputs(self.run_dir)
         if self.snapshot_path.exists() and not self.cfg["snapshot"]["keep"]:
@@ -264,6 +254,9 @@ class Workspace:
         """Restore the state save_snapshot wrote (read from disk unless given); the next step starts new episodes."""
         if state is None:
             state = torch.load(self.snapshot_path, weights_only=False)
+        if "store" not in state:  # written before the episode store existed (pbrl before issue 15)
+            raise ConfigError("snapshot", f"{self.snapshot_path} was written by an older pbrl and cannot be resumed "
+                                          "by this one; rerun in a new run directory")
         check_resume(state["config"], self.cfg, self.run_dir, self.say)
         self.agent.load_state_dict(state["agent"])
         order = self.store.load_state_dict(state["store"])
@@ -274,34 +267,11 @@ class Workspace:
         self.wall_time, self.train_time = state["wall_time"], state["train_time"]
         self.envs.restart()
 
-    def _write_summary(self) -> dict:
-        import gymnasium
-        import mujoco
-
-        evals = self.logger.eval_rows
-        last = evals[-1] if evals else {}
-        summary = {
-            "env_id": self.spec.env_id, "seed": self.cfg["seed"], "env_steps": self.step,
-            "final_eval_return": last.get("eval_return_mean"),
-            "best_eval_return": max(r["eval_return_mean"] for r in evals) if evals else None,
-            "final_eval_return_std": last.get("eval_return_std"),
-            "wall_time_s": self.wall_time, "steps_per_s": self.step / max(self.wall_time, 1e-9),
-            "train_steps_per_s": self.step / max(self.train_time, 1e-9), "agent": self.agent.cfg.name,
-            "n_envs": self.n_envs, "precision": self.cfg["precision"], "precision_used": self.precision,
-            "device": str(self.device), "threads": self.threads,
-            "pbrl_version": pbrl.__version__, "git_commit": _git_commit(), "torch_version": torch.__version__,
-            "gymnasium_version": gymnasium.__version__, "mujoco_version": mujoco.__version__,
-            "teacher": self.cfg.get("teacher", {}).get("name", "none"),
-        }
-        summary.update(self.feedback.summary())
-        if "eval_learned_return_mean" in last:
-            summary["final_eval_learned_return"] = last["eval_learned_return_mean"]
-        for key in ("eval_rotations_mean", "eval_flip_rate", "eval_landed_rate", "eval_landed_mean"):
-            if key in last:
-                summary[f"final_{key}"] = last[key]
-        # strict JSON: a metric that is not defined yet (NaN) is written as null
-        summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
-        tmp = self.summary_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, self.summary_path)
-        return summary
+    def _summary_fields(self) -> dict:
+        """What summary.json says about this run besides its evaluations and the reward side."""
+        return {"env_id": self.spec.env_id, "seed": self.cfg["seed"], "env_steps": self.step,
+                "wall_time_s": self.wall_time, "steps_per_s": self.step / max(self.wall_time, 1e-9),
+                "train_steps_per_s": self.step / max(self.train_time, 1e-9), "agent": self.agent.cfg.name,
+                "n_envs": self.n_envs, "precision": self.cfg["precision"], "precision_used": self.precision,
+                "device": str(self.device), "threads": self.threads,
+                "teacher": self.cfg.get("teacher", {}).get("name", "none")}

@@ -116,7 +116,7 @@ def _pool(store_rng, n=2, k=2, t=5, o=11, a=3, d=12) -> QueryPool:
 @needs_gl
 def test_a_restarted_teacher_loses_no_label_and_asks_no_labelled_query_again(tmp_path):
     cfg = {"name": "human", "serve": False, "undo_grace_s": 0.0}
-    t1 = HumanTeacher(cfg, tmp_path, "Hopper-v5", None, k=2, budget=10, log=lambda m: None)
+    t1 = HumanTeacher(cfg, LabelStore.for_run(tmp_path), "Hopper-v5", k=2, budget=10, log=lambda m: None)
     t1.ask(_pool(0, n=3), RoundInfo(0))
     store = LabelStore.for_run(tmp_path)
     store.db.execute("UPDATE queries SET status = 'ready', clips = '[]', clip_fps = 30, clip_frames = 1")
@@ -128,7 +128,7 @@ def test_a_restarted_teacher_loses_no_label_and_asks_no_labelled_query_again(tmp
     assert len(t1.collect(wait=False)[0][1].ranking) == 1  # ... and this label is taken after it
     t1.close()
     # the trainer restarts from the snapshot: label 2 is handed over again, query 3 is still pending
-    t2 = HumanTeacher(cfg, tmp_path, "Hopper-v5", None, k=2, budget=10, log=lambda m: None)
+    t2 = HumanTeacher(cfg, LabelStore.for_run(tmp_path), "Hopper-v5", k=2, budget=10, log=lambda m: None)
     t2.load_state_dict(snapshot)
     (pool2, again), = t2.collect(wait=False)
     assert len(again.ranking) == 1 and np.array_equal(pool2.obs[0].numpy(), store.segments(2)["obs"])
@@ -320,7 +320,7 @@ def test_async_labels_after_the_last_round_train_a_final_update_and_later_ones_a
 def test_labels_given_after_the_last_update_are_reported(tmp_path):
     """A label that slips in between the final reward update and the end is named, to the person and in the log."""
     cfg = {"name": "human", "serve": False, "undo_grace_s": 0.0}
-    teacher = HumanTeacher(cfg, tmp_path, "Hopper-v5", None, k=2, budget=10, log=lambda m: None)
+    teacher = HumanTeacher(cfg, LabelStore.for_run(tmp_path), "Hopper-v5", k=2, budget=10, log=lambda m: None)
     try:
         teacher.ask(_pool(0, n=3), RoundInfo(0))
         store = LabelStore.for_run(tmp_path)

@@ -357,3 +357,32 @@ def test_ledger_state_dict_round_trip(reorder):
     assert restored.size == 4 and restored.episode_returns == [3.0] and restored.episode_lengths == [3]
     restored.record(np.array([4]), np.array([1.0]), np.array([True]))  # the running episode was dropped
     assert restored.episode_returns[-1] == 1.0 and restored.episode_lengths[-1] == 1
+
+
+def test_the_teachers_package_knows_nothing_of_the_viewer():
+    """No import cycle: pbrl.teachers never imports pbrl.human; the human teacher registers itself, and its
+    module loads the label store only (the web stack comes with the session the run starts)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pbrl.teachers as t; assert not [m for m in sys.modules if m.startswith('pbrl.human')]; "
+            "assert 'human' not in t.TEACHERS; import pbrl.human.teacher; assert 'human' in t.TEACHERS; "
+            "assert 'starlette' not in sys.modules and 'pbrl.human.server' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_teacher_registers_by_name():
+    from pbrl.teachers import TEACHERS, register
+
+    @register("test_constant")
+    def make_constant(cfg, ledger, rng, run):
+        return ScriptedTeacher(ledger, rng)
+
+    try:
+        assert isinstance(make_teacher({"name": "test_constant"}, RewardLedger(10), np.random.default_rng(0)),
+                          ScriptedTeacher)
+        with pytest.raises(ValueError, match="twice"):
+            register("test_constant")(make_constant)
+    finally:
+        del TEACHERS["test_constant"]

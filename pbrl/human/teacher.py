@@ -1,8 +1,9 @@
 """The human teacher: queries go into the run's label store, a person answers them in the viewer.
 
 ``teacher=human`` in any experiment. Each round's queries are written to ``<run>/human/labels.sqlite``
-with their segments' simulator states; a render worker (its own process) writes their clips; the
-viewer (by default served from this process; its URL is printed) shows them to the person.
+with their segments' simulator states; the teacher knows only that label store. The run starts what
+the person needs beside it (``pbrl/human/session.py``): a render worker (its own process) that writes
+the clips, and the viewer (by default served from the training process; its URL is printed).
 
 - ``mode: sync`` (PEBBLE): the round waits until every query asked so far has a label, and a few
   seconds more so that the last answer can still be undone.
@@ -28,12 +29,11 @@ import torch
 
 from pbrl.errors import ConfigError, check_choice
 from pbrl.run_config import has_unhealthy_termination
-from pbrl.human.instructions import default_instruction
-from pbrl.human.server import ViewerConfig, ViewerServer, make_app
-from pbrl.human.store import LabelStore, training_target
-from pbrl.human.worker import ClipSettings, RenderWorker
 from pbrl.buffers.episodes import QueryPool
-from pbrl.teachers.base import Answers, RoundInfo, Teacher
+from pbrl.human.instructions import default_instruction
+from pbrl.human.store import LabelStore, training_target
+from pbrl.human.worker import ClipSettings
+from pbrl.teachers.base import Answers, RoundInfo, Teacher, register
 
 MODES = ("sync", "async")
 FIELDS = {"name", "mode", "instruction", "serve", "host", "port", "repeat_fraction", "repeat_gap", "undo_grace_s",
@@ -108,36 +108,24 @@ class HumanTeacher(Teacher):
 
     records_scores = True  # the learner passes each query's ensemble disagreement to the store
 
-    def __init__(self, cfg: Mapping[str, Any], run_dir: str | Path, env_id: str, env_kwargs: Mapping | None,
-                 k: int, budget: int, seed: int = 0, log: Callable[[str], None] | None = None):
+    def __init__(self, cfg: Mapping[str, Any], store: LabelStore, env_id: str, k: int, budget: int,
+                 log: Callable[[str], None] | None = None, session=None):
+        """``session`` (optional): what the run started beside the store; ``check()`` says whether clips are
+        still being rendered, ``where`` where the person labels (pbrl/human/session.py)."""
         validate(cfg)
         self.asynchronous = cfg.get("mode", "sync") == "async"
         self.log = log or (lambda msg: print(f"pbrl: {msg}", flush=True))
         self.grace_s = float(cfg.get("undo_grace_s", 3.0))
-        self.run_dir = Path(run_dir)
-        self.store = LabelStore.for_run(self.run_dir)
-        self.clip_dir = self.store.path.parent / "clips"
-        instruction = cfg.get("instruction") or default_instruction(env_id)
-        for key, value in (("instruction", instruction), ("k", k), ("budget", budget), ("env_id", env_id),
-                           ("mode", cfg.get("mode", "sync"))):
+        self.store, self.session = store, session
+        self.where = getattr(session, "where", None) or f"pbrl-label {store.path.parent.parent}"
+        for key, value in (("instruction", instruction_for(cfg, env_id)), ("k", k), ("budget", budget),
+                           ("env_id", env_id), ("mode", cfg.get("mode", "sync"))):
             self.store.set_meta(key, value)
         for key in ("waiting_since", "next_round_step"):
             self.store.set_meta(key, None)
         self.store.set_meta("done", False)  # a run resumed or extended takes labels again
         self.delivered = 0  # highest label id handed to the learner
         self.failed_seen: set[int] = set()  # queries whose clips failed, counted as skipped once
-        self.worker = RenderWorker(self.store.path, self.clip_dir, env_id, dict(env_kwargs or {}),
-                                   ClipSettings(**dict(cfg.get("clip") or {}))).start()
-        self.server: ViewerServer | None = None
-        if cfg.get("serve", True):
-            app = make_app(ViewerConfig(self.store.path, self.clip_dir, instruction=instruction,
-                                        repeat_fraction=float(cfg.get("repeat_fraction", 0.0)),
-                                        repeat_gap=int(cfg.get("repeat_gap", 10)), seed=seed))
-            self.server = ViewerServer(app, cfg.get("host", "127.0.0.1"), int(cfg.get("port", 0)))
-            (self.store.path.parent / "viewer_url.txt").write_text(self.server.url + "\n")
-            self.log(f"label at {self.server.url}")
-        else:
-            self.log(f"run `pbrl-label {self.run_dir}` to label")
         self._last_beat = 0.0
 
     # ----- Teacher -----------------------------------------------------------------------------
@@ -214,9 +202,6 @@ class HumanTeacher(Teacher):
     def close(self) -> None:
         self.store.set_meta("waiting_since", None)
         self.store.set_meta("trainer_heartbeat", 0)  # the viewer says at once that no trainer is running
-        self.worker.stop()
-        if self.server is not None:
-            self.server.close()
         self.store.close()
 
     def state_dict(self) -> dict:
@@ -236,11 +221,8 @@ class HumanTeacher(Teacher):
                                       queries.index, info.round, info.env_step, info.selection, info.scores)
 
     def _check_worker(self) -> None:
-        message = self.worker.check()
-        if message and self.worker.gave_up:
-            raise RuntimeError(message)  # nothing more can be shown to the person: stop rather than wait forever
-        if message:
-            self.log(message)
+        if self.session is not None:
+            self.session.check()  # raises when no more clips can be rendered: stop rather than wait forever
 
     def _heartbeat(self, force: bool = False) -> None:
         now = time.time()
@@ -260,8 +242,7 @@ class HumanTeacher(Teacher):
                 since = time.time()
                 self.store.set_meta("waiting_since", since)
             if since is not None and time.time() - last_note > 60:
-                where = self.server.url if self.server else f"pbrl-label {self.run_dir}"
-                self.log(f"waiting for {self.pending()} labels at {where}")
+                self.log(f"waiting for {self.pending()} labels at {self.where}")
                 last_note = time.time()
             self._heartbeat()
             self._check_worker()
@@ -301,3 +282,18 @@ class HumanTeacher(Teacher):
         pool = QueryPool(np.stack(index), torch.from_numpy(np.stack(obs)), torch.from_numpy(np.stack(action)))
         answers = Answers(np.asarray(ranking, np.int64), np.asarray(equal), np.asarray(skipped))
         return [(pool, answers, qids)]
+
+
+def instruction_for(cfg: Mapping[str, Any], env_id: str, experiment: str | None = None) -> str:
+    """The question above the clips: ``teacher.instruction``, else the experiment's, else the task's own."""
+    return cfg.get("instruction") or experiment or default_instruction(env_id)
+
+
+@register("human")
+def make_human(cfg: Mapping[str, Any], ledger, rng: np.random.Generator, run: Mapping[str, Any]) -> HumanTeacher:
+    """``teacher=human``: the run's label store; the run passes the session it started (``run["session"]``)."""
+    if run.get("run_dir") is None:
+        raise ConfigError("teacher.name", "the human teacher needs a run directory for its label store")
+    cfg = {**cfg, "instruction": instruction_for(cfg, run["env_id"], run.get("instruction"))}
+    return HumanTeacher(cfg, LabelStore.for_run(Path(run["run_dir"])), run["env_id"], run["k"], run["budget"],
+                        log=run.get("log"), session=run.get("session"))

@@ -92,11 +92,11 @@ class PreferenceFeedback(EnvFeedback):
 
     def __init__(self, cfg: Mapping[str, Any], store: EpisodeStore, n_envs: int, spec: EnvSpec,
                  device: torch.device, precision: str, rng: np.random.Generator, run_dir: Path,
-                 say: Callable[[str], None], log_round: Callable[[dict], None]):
-        self.cfg, self.store, self.log, self.log_round = cfg, store, say, log_round
+                 say: Callable[[str], None], log_round: Callable[[dict], None], session=None):
+        self.cfg, self.store, self.log, self.log_round, self.session = cfg, store, say, log_round, session
         self.ledger = RewardLedger(store.capacity, n_envs)
         self.learner = PreferenceLearner(cfg, spec.obs_dim, spec.action_dim, self.ledger, device, precision, rng,
-                                         str(run_dir), log=say)
+                                         str(run_dir), log=say, session=session)
         self.bonus = StateEntropyReward(StateEntropy(k=cfg["pretrain"]["k"], device=device),
                                         pool=lambda: store.observations().to(device))
         self.learned = LearnedReward(self.learner.model, lambda: self.learner.trainings)
@@ -175,7 +175,8 @@ class PreferenceFeedback(EnvFeedback):
                 self.log(f"feedback round {self.learner.rounds} at step {step}: asked {stats['asked_now']} queries; "
                          f"{stats['labels']} labels so far, the reward model trains once new ones arrive")
             return
-        started = time.perf_counter()
+        started = time.perf_counter()  # relabel_s: the agent taking up the new reward (SAC: relabel; first round:
+        # also the critic reset and its reset_updates, which the per-step time held before issue 15)
         agent.reward_changed(RewardChange(self.learned, first, reset_updates=int(self.cfg["feedback"]["reset_updates"]),
                                           reset_actor=bool(self.cfg["pretrain"]["reset_actor"])))
         stats["relabel_s"] = time.perf_counter() - started
@@ -255,7 +256,9 @@ class PreferenceFeedback(EnvFeedback):
         return note + (f" ({self.labels_note})" if self.labels_note else "")
 
     def close(self) -> None:
-        self.teacher.close()  # a person's viewer and clip renderer stop with the run
+        self.teacher.close()
+        if self.session is not None:  # a person's viewer and clip renderer stop with the run
+            self.session.close()
 
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "ledger": self.ledger.state_dict(),
@@ -279,11 +282,20 @@ def make_feedback(cfg: Mapping[str, Any], store: EpisodeStore, n_envs: int, spec
     """``EnvFeedback`` for ``teacher.name: none``, else ``PreferenceFeedback`` (``cfg`` as the run resolved it)."""
     if not preference_mode(cfg):
         return EnvFeedback(cfg)
-    if cfg["teacher"]["name"] == "human":
+    session = None
+    if cfg["teacher"]["name"] == "human":  # the run starts what a person needs beside the label store
+        from pbrl.human.session import LabelingSession
         from pbrl.human.teacher import segment_a_person_can_judge
 
         cfg = segment_a_person_can_judge(cfg, spec, say)
+        session = LabelingSession(cfg["teacher"], run_dir, spec.env_id, cfg["env"].get("kwargs"), int(cfg["seed"]),
+                                  cfg.get("instruction"), say)
     if int(cfg["feedback"]["segment"]) > spec.max_episode_steps:
         raise ConfigError("feedback.segment", f"got {cfg['feedback']['segment']}; no {spec.env_id} episode is "
                                               f"longer than {spec.max_episode_steps} steps")
-    return PreferenceFeedback(cfg, store, n_envs, spec, device, precision, rng, run_dir, say, log_round)
+    try:
+        return PreferenceFeedback(cfg, store, n_envs, spec, device, precision, rng, run_dir, say, log_round, session)
+    except BaseException:
+        if session is not None:
+            session.close()
+        raise

@@ -21,6 +21,7 @@ from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.model import RewardModel, RewardModelConfig
+import pbrl.human.teacher  # noqa: F401  (registers teacher=human; the viewer's web stack is not imported)
 from pbrl.teachers import RewardLedger, Teacher, make_teacher
 from pbrl.teachers.base import OUTCOMES, RoundInfo
 
@@ -63,7 +64,7 @@ class PreferenceLearner:
 
     def __init__(self, cfg: Mapping[str, Any], obs_dim: int, action_dim: int, ledger: RewardLedger,
                  device: torch.device, precision: str, rng: np.random.Generator, run_dir: str | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, session=None):
         validate(cfg)
         self.fb, self.query_cfg = cfg["feedback"], cfg["query"]
         self.k, self.length = int(self.query_cfg["k"]), int(self.fb["segment"])
@@ -76,7 +77,7 @@ class PreferenceLearner:
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
         run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
                "budget": int(self.fb["max_feedback"]), "seed": int(cfg.get("seed", 0)),
-               "instruction": cfg.get("instruction"), "log": log}
+               "instruction": cfg.get("instruction"), "log": log, "session": session}
         self.teacher: Teacher = make_teacher(cfg["teacher"], ledger, np.random.default_rng(int(rng.integers(2**63))),
                                              run)
         self.asked = 0  # queries put to the teacher, skipped ones included (the budget counts these)

@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any, Mapping
+
 from pbrl.buffers.episodes import QueryPool
+from pbrl.errors import ConfigError
+from pbrl.teachers.base import Teacher, register
 from pbrl.teachers.ledger import RewardLedger
-from pbrl.teachers.scripted import ScriptedTeacher
+from pbrl.teachers.scripted import ScriptedTeacher, noise_params
 
 
 class BackflipTeacher(ScriptedTeacher):
@@ -34,3 +38,23 @@ class BackflipTeacher(ScriptedTeacher):
 
     def margin(self, length: int, rewards: np.ndarray) -> float | None:
         return float(np.abs(rewards.sum(-1)).mean())
+
+
+@register("backflip")
+def make_backflip(cfg: Mapping[str, Any], ledger: RewardLedger, rng: np.random.Generator,
+                  run: Mapping[str, Any]) -> Teacher:
+    """The backflip oracle for the run's env, which must be a MuJoCo body with a pitch hinge."""
+    from pbrl.envs import make_env
+
+    params = noise_params(cfg, extra=("pitch_qpos",))
+    env_id = run.get("env_id", "Hopper-v5")
+    env = make_env(env_id, run.get("env_kwargs"))
+    model = getattr(env.unwrapped, "model", None)
+    dt = getattr(env.unwrapped, "dt", None)
+    env.close()
+    pitch = params.pop("pitch_qpos", 2)
+    if model is None or dt is None:
+        raise ConfigError("teacher.name", f"the backflip teacher reads a MuJoCo torso's pitch; {env_id} is not MuJoCo")
+    if isinstance(pitch, bool) or not isinstance(pitch, int) or not 0 <= pitch < model.nq:
+        raise ConfigError("teacher.pitch_qpos", f"got {pitch!r}; must be a qpos index of {env_id} (0..{model.nq - 1})")
+    return BackflipTeacher(ledger, rng, nq=model.nq, dt=float(dt), pitch_qpos=pitch, **params)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -101,3 +102,21 @@ class Teacher(ABC):
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what state_dict saved."""
+
+
+# name -> factory(cfg, ledger, rng, run) -> Teacher; ``teacher.name`` picks one. A module registers its
+# teacher with ``@register("name")``: scripted.py and backflip.py (imported by pbrl/teachers/__init__.py)
+# and pbrl/human/teacher.py (imported by the preference package). ``run`` says where and what is labelled:
+# ``run_dir``, ``env_id``, ``env_kwargs``, ``k``, ``budget``, ``seed``, ``instruction``, ``log``, ``session``.
+TeacherFactory = Callable[[Mapping[str, Any], Any, np.random.Generator, Mapping[str, Any]], Teacher]
+TEACHERS: dict[str, TeacherFactory] = {}
+
+
+def register(name: str) -> Callable[[TeacherFactory], TeacherFactory]:
+    """Decorator: make ``factory`` buildable as ``teacher.name=<name>``."""
+    def wrap(factory: TeacherFactory) -> TeacherFactory:
+        if name in TEACHERS:
+            raise ValueError(f"teacher {name!r} is registered twice")
+        TEACHERS[name] = factory
+        return factory
+    return wrap

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any, Mapping
+
 from pbrl.buffers.episodes import QueryPool
-from pbrl.teachers.base import Answers, Teacher
+from pbrl.errors import ConfigError
+from pbrl.teachers.base import Answers, Teacher, register
 from pbrl.teachers.ledger import RewardLedger
+
+NOISE_FIELDS = {"beta", "gamma", "mistake", "skip", "equal"}
 
 
 class ScriptedTeacher(Teacher):
@@ -77,3 +82,29 @@ class ScriptedTeacher(Teacher):
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
+
+
+def noise_params(cfg: Mapping[str, Any], extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The B-Pref noise settings of ``cfg`` (and the ``extra`` fields), checked field by field."""
+    name = cfg.get("name")
+    params = {k: v for k, v in cfg.items() if k not in ("name", "preset")}
+    allowed = NOISE_FIELDS | set(extra)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ConfigError(f"teacher.{unknown[0]}", f"not a {name}-teacher setting; allowed: "
+                                                   f"{', '.join(sorted(allowed))}")
+    for key, value in params.items():
+        if key != "pitch_qpos" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"teacher.{key}", f"got {value!r}; must be a number")
+    for key in ("mistake", "skip", "equal"):
+        if not 0 <= params.get(key, 0) <= 1:
+            raise ConfigError(f"teacher.{key}", f"got {params[key]!r}; must be a probability/fraction in [0, 1]")
+    if not 0 < params.get("gamma", 1) <= 1:
+        raise ConfigError("teacher.gamma", f"got {params['gamma']!r}; must be in (0, 1]")
+    return params
+
+
+@register("scripted")
+def make_scripted(cfg: Mapping[str, Any], ledger: RewardLedger, rng: np.random.Generator,
+                  run: Mapping[str, Any]) -> ScriptedTeacher:
+    return ScriptedTeacher(ledger, rng, **noise_params(cfg))
