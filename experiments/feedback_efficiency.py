@@ -22,7 +22,7 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
 Each (task, method, budget) is one hydra sweep directory,
-``runs/feedback_efficiency/<task>/<method>_<budget>``, filled one seed per multirun call; two lanes
+``runs/feedback_efficiency/<task>/<method>_<budget>`` (``<task>_ppo/`` for the PPO arms), filled one seed per multirun call; two lanes
 run side by side with one torch thread each (this machine has 2 cores) and take the next seed from
 one queue, in the order tasks × methods × seeds. Rerunning the script resumes unfinished runs and
 skips finished ones, so the table can be completed over several sittings. The report
@@ -58,6 +58,7 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "prefppo": [],  # the task's PrefPPO preset as it is
 }
 BASE = {"sac": "sac", "ppo": "ppo", "prefppo": "prefppo"}  # methods with their own preset (else pebble_<task>)
+PPO_ARMS = ("ppo", "prefppo")  # runs and report under <task>_ppo: the on-policy table apart from PEBBLE's
 TRUE_REWARD = ("sac", "ppo")  # the arms each preference arm is measured against
 DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")
 
@@ -145,19 +146,24 @@ def main() -> None:
                 continue
             for budget in ([0] if METHODS[method] is None else budgets):
                 name = method if METHODS[method] is None else f"{method}_{budget}"
-                jobs.append((RUNS / "feedback_efficiency" / task / name,
+                jobs.append((RUNS / "feedback_efficiency" / folder(task, method) / name,
                              overrides(task, method, budget, args.steps, args.seeds)))
     if not args.report_only:
         execute(jobs, args.lanes)
-    for task in tasks:
+    for name in sorted({folder(task, method) for task in tasks for method in methods}):
         # sweeps with at least one run that has logged something (a run just started has no metrics yet)
-        sweeps = [p for p in sorted((RUNS / "feedback_efficiency" / task).glob("*"))
+        sweeps = [p for p in sorted((RUNS / "feedback_efficiency" / name).glob("*"))
                   if p.is_dir() and any(p.glob("*/metrics.csv"))]
         if sweeps:
-            report(sweeps, RESULTS / "feedback_efficiency" / task, "env.id,tag,feedback.max_feedback",
-                   f"Feedback efficiency on {task}: final eval return at {args.steps} env steps "
-                   "(feedback.max_feedback is unused by sac)")
-            ratio_table(RESULTS / "feedback_efficiency" / task)
+            report(sweeps, RESULTS / "feedback_efficiency" / name, "env.id,tag,feedback.max_feedback",
+                   f"Feedback efficiency on {name}: final eval return at {args.steps} env steps "
+                   "(feedback.max_feedback is unused by the true-reward arms)")
+            ratio_table(RESULTS / "feedback_efficiency" / name)
+
+
+def folder(task: str, method: str) -> str:
+    """The runs' and the report's folder: ``<task>`` for SAC and PEBBLE, ``<task>_ppo`` for PPO and PrefPPO."""
+    return f"{task}_ppo" if method in PPO_ARMS else task
 
 
 def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:

@@ -23,7 +23,7 @@ from pbrl.errors import ConfigError
 from pbrl.human.exchange import export_store, import_store, load_labels
 from pbrl.human.store import LabelStore
 from pbrl.human.teacher import HumanTeacher
-from pbrl.query.base import QueryPool
+from pbrl.buffers.episodes import QueryPool
 from pbrl.teachers.base import RoundInfo
 from pbrl.preference import PreferenceFeedback
 from pbrl.workspace import Workspace
@@ -95,6 +95,25 @@ def test_sync_run_waits_for_the_persons_labels_and_trains_on_them(tmp_path):
     assert ws.feedback.learner.labels.ranking[row][0] == order[0] and by_query[qid]["answer"] == "left"
     # the first label taken ends the state-entropy phase; the rendered clips exist
     assert len(list((tmp_path / "run" / "human" / "clips").glob("*.mp4"))) == 12
+
+
+@needs_gl
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_prefppo_with_a_person_renders_clips_from_stored_states_and_trains_on_the_labels(tmp_path, mode):
+    """agent=ppo with 2 vector envs: queries drawn from the episode store, rendered, labelled over HTTP."""
+    ppo = ["agent=ppo", "agent.n_envs=2", "agent.n_steps=100", "agent.batch_size=50", "agent.n_epochs=1",
+           "agent.hidden_dim=32", "seed_steps=0", f"teacher.mode={mode}"]
+    steps = 1400 if mode == "sync" else 12000  # async: PPO runs on while clips render and the person answers
+    ws, summary, given = _train_with_person(tmp_path / "run", [*ppo, f"steps={steps}", "feedback.max_feedback=6"],
+                                            answers=("left",))
+    assert summary["agent"] == "ppo" and summary["n_envs"] == 2 and summary["feedback_asked"] == 6
+    assert len(given) >= 3 and summary["labels"] == len(ws.feedback.learner.labels) >= 3
+    store = LabelStore.for_run(tmp_path / "run")
+    assert len(list((tmp_path / "run" / "human" / "clips").glob("*.mp4"))) >= 2 * len(given)  # 2 clips per query
+    seg = store.segments(given[0][0])  # each segment: one episode's consecutive steps in the episode store
+    for k, rows in enumerate(seg["index"]):
+        assert len(set(ws.store.episode[rows])) == 1 and (np.diff(ws.store.step[rows]) == 1).all()
+        np.testing.assert_array_equal(ws.store.obs[rows], seg["obs"][k])
 
 
 @needs_gl

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import tiny_config
+from helpers import REPO, tiny_config
 from pbrl.reward.source import EnvReward
 from pbrl.workspace import Workspace
 
@@ -66,9 +66,16 @@ def test_the_true_reward_never_reaches_ppo_or_the_reward_model(tmp_path):
     assert summary["labels"] == 30 and summary["n_envs"] == 2
 
 
-@pytest.mark.parametrize("teacher", ["oracle", "noisy", "mistake", "myopic", "skip", "equal", "stoc", "human"])
+TEACHER_PRESETS = sorted(p.stem for p in (REPO / "conf" / "teacher").glob("*.yaml") if p.stem != "none")
+
+
+def test_the_teacher_presets_are_all_here():
+    assert {"oracle", "mistake", "human", "backflip_oracle"} <= set(TEACHER_PRESETS)
+
+
+@pytest.mark.parametrize("teacher", TEACHER_PRESETS)
 def test_agent_ppo_composes_with_every_teacher_preset(tmp_path, teacher):
-    extra = ["teacher.serve=false"] if teacher == "human" else []
+    extra = {"human": ["teacher.serve=false"], "backflip_oracle": ["env=hopper"]}.get(teacher, [])
     ws = Workspace(tiny_config(*PPO, f"teacher={teacher}", *extra), tmp_path / "run")
     try:
         assert ws.agent.cfg.name == "ppo" and ws.feedback.preference
@@ -95,3 +102,15 @@ def test_a_tiny_prefppo_run_learns_a_reward_that_tracks_the_true_one(tmp_path):
                       "feedback.max_feedback=100", "reward_model.hidden_dim=64", "eval.every=0")
     summary = Workspace(cfg, tmp_path / "run").train()
     assert summary["labels"] == 100 and summary["reward_correlation"] > 0.7, summary["reward_correlation"]
+    assert summary["wall_time_s"] < 120  # ~10 s here; the issue's bar is 2 minutes
+
+
+def test_async_vector_envs_step_exactly_like_sync_ones(tmp_path):
+    """agent.vector_env=async runs each env in its own process; with the same seed the run stores the same steps."""
+    stores = {}
+    for mode in ("sync", "async"):
+        ws = Workspace(tiny_config(*PPO, "teacher=none", "steps=600", f"agent.vector_env={mode}"), tmp_path / mode)
+        ws.train()
+        stores[mode] = ws.store
+    for column in ("obs", "action", "sim_state", "episode", "step", "env"):
+        np.testing.assert_array_equal(getattr(stores["sync"], column), getattr(stores["async"], column), err_msg=column)
