@@ -39,6 +39,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from common import RESULTS, ROOT, RUNS, _rel, report
@@ -187,15 +188,32 @@ def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:
         t.join()
 
 
-def ratio_table(out: Path) -> None:
-    """Append each PEBBLE variant's mean final return as a fraction of SAC's to report.md (and print it).
+def ratio_table(out: Path, at: int = 200_000) -> None:
+    """Append each preference arm's mean final return as a fraction of its true-reward arm's to report.md.
 
-    ``feedback.max_feedback`` means nothing for ``sac`` (it never asks); its rows are grouped by tag alone.
+    ``feedback.max_feedback`` means nothing for the true-reward arms (they never ask); their rows are
+    grouped by tag alone. Runs longer than ``at`` steps also get the ratio of their eval return at ``at``.
     """
     import pandas as pd
 
     runs = pd.read_csv(out / "summary.csv")
     runs = runs[runs["finished"].astype(bool)]
+    if (runs["env_steps"] > at).any():
+        lines = ["", f"## Eval return at {at} env steps (the same runs, read off metrics.csv)", "",
+                 "| method | runs | eval return at that step mean ± std |", "|---|---|---|"]
+        early = {}
+        for tag, budget, run in zip(runs["tag"], runs["feedback.max_feedback"], runs["run"]):
+            metrics = pd.read_csv(ROOT / run / "metrics.csv")
+            hit = metrics.loc[metrics["env_step"] == at, "eval_return_mean"]
+            if len(hit):
+                early.setdefault(tag if tag in TRUE_REWARD else f"{tag} ({budget} labels)", []).append(float(hit.iloc[0]))
+        for method, values in sorted(early.items()):
+            ref = early.get("ppo" if method.startswith(("ppo", "prefppo")) else "sac")
+            share = f" ({np.mean(values) / np.mean(ref):.0%} of the true-reward arm)" if ref else ""
+            lines.append(f"| {method} | {len(values)} | {np.mean(values):.0f} ± {np.std(values):.0f}{share} |")
+        with open(out / "report.md", "a") as f:
+            f.write("\n".join(lines) + "\n")
+        print("\n".join(lines))
     runs["method"] = [t if t in TRUE_REWARD else f"{t} ({b} labels)"
                       for t, b in zip(runs["tag"], runs["feedback.max_feedback"])]
     means = runs.groupby("method")["final_eval_return"].agg(["mean", "std", "count"])

@@ -15,3 +15,45 @@ def test_the_sac_benchmark_times_plain_sac_on_the_env_reward():
 
     cfg = pbrl_config("Hopper-v5", 100, 200, 1, "fp32")
     assert cfg["teacher"]["name"] == "none" and cfg["agent"]["hidden_dim"] == 256 and cfg["steps"] == 300
+
+
+def test_the_ppo_benchmark_times_ppo_with_sb3s_settings_and_its_presets_match_the_conf():
+    from bench_ppo import pbrl_config, preset_drift
+
+    for preset in ("sb3", "hopper"):
+        cfg = pbrl_config("Hopper-v5", preset, 2, 4096, 1)
+        assert cfg["teacher"]["name"] == "none" and cfg["agent"]["name"] == "ppo" and cfg["agent"]["n_envs"] == 2
+        assert preset_drift("Hopper-v5", preset) == {}, preset  # the script's settings are the conf's
+
+
+def test_the_ppo_baseline_gives_both_sides_the_presets_settings():
+    from ppo_baseline import preset
+
+    cfg = preset("hopper", 3, None)
+    assert cfg["agent"]["name"] == "ppo" and cfg["teacher"]["name"] == "none" and cfg["seed"] == 3
+    assert cfg["steps"] == 1_000_000 and cfg["agent"]["normalize_obs"] and cfg["agent"]["n_steps"] == 512
+
+
+def test_feedback_efficiency_ppo_arms_use_their_presets_and_report_at_200k(tmp_path, capsys):
+    import csv
+
+    from feedback_efficiency import folder, overrides, ratio_table
+
+    assert overrides("walker2d", "prefppo", 1000, 10**6, "0")[0] == "experiment=prefppo_walker2d"
+    assert overrides("walker2d", "ppo", 0, 10**6, "0")[0] == "experiment=ppo_walker2d"
+    assert folder("walker2d", "prefppo") == "walker2d_ppo" and folder("walker2d", "pebble") == "walker2d"
+    rows = []
+    for tag, budget, at_200k, final in (("ppo", 200, 1000.0, 3000.0), ("prefppo", 1000, 500.0, 2400.0)):
+        run = tmp_path / tag
+        run.mkdir()
+        (run / "metrics.csv").write_text("env_step,eval_return_mean\n100000,1\n200000,%s\n400000,%s\n" % (at_200k, final))
+        rows.append({"run": str(run), "tag": tag, "feedback.max_feedback": budget, "finished": True,
+                     "final_eval_return": final, "env_steps": 400000})
+    with open(tmp_path / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    ratio_table(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "| prefppo (1000 labels) | 1 | 500 ± 0 (50% of the true-reward arm) |" in report
+    assert "| prefppo (1000 labels) | 1 | 2400 (one run) | 80% of ppo |" in report
