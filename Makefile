@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: setup system-deps train test bench baseline report clean
+.PHONY: setup system-deps train test bench bench-ppo baseline report clean
 
 # The virtualenv, rebuilt when the package metadata changes. torch comes from constraints.txt
 # (the CPU build 2.13.0): an unconstrained torch would pull a multi-GB CUDA wheel.
@@ -41,6 +41,9 @@ test: setup            ## the whole test suite
 
 bench: setup $(VENV)/.bench  ## plain SAC throughput: pbrl beside stable-baselines3 and SBX (~15 minutes)
 	$(BIN)/python experiments/bench_sac.py
+
+bench-ppo: setup $(VENV)/.bench  ## PPO throughput: pbrl beside stable-baselines3, same settings (~10 minutes)
+	$(BIN)/python experiments/bench_ppo.py
 
 baseline: setup        ## SAC on the true reward, resumable multiruns + report
 	$(BIN)/python experiments/sac_baseline.py

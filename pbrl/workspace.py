@@ -187,9 +187,7 @@ class Workspace:
         rows = self.store.add(obs, action, self.envs.sim_state, self._episode_id, self._episode_len)
         next_obs, env_reward, terminated, truncated = self.envs.step(action)
         ended = terminated | truncated
-        self.feedback.record(rows, env_reward, ended)
-        if self.feedback.hides_reward():  # the true reward went to the teacher's ledger only
-            env_reward = np.full(self.n_envs, np.nan)
+        env_reward = self.feedback.record(rows, env_reward, ended)  # NaN with a teacher: the true one is its ledger's
         reward = self.feedback.reward(self.step).step_reward(obs, action, env_reward)
         self.agent.observe(Transitions(obs, action, reward, next_obs, terminated, truncated))
         self._episode_return += reward

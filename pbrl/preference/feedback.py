@@ -47,12 +47,9 @@ class EnvFeedback:
     def reward(self, step: int) -> RewardSource:
         return self.source
 
-    def hides_reward(self) -> bool:
-        """Whether the env's reward must not reach the agent (it goes to the ledger instead)."""
-        return False
-
-    def record(self, rows: np.ndarray, reward: np.ndarray, ended: np.ndarray) -> None:
-        """Nothing to keep: the agent's reward is the env's."""
+    def record(self, rows: np.ndarray, reward: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        """The env's reward of one step (rows: where the episode store put it); returns what the agent may see."""
+        return reward
 
     def after_step(self, prev: int, step: int, agent: Agent) -> None:
         """No rounds."""
@@ -117,12 +114,10 @@ class PreferenceFeedback(EnvFeedback):
     def reward(self, step: int) -> RewardSource:
         return self.bonus if self.phase(step) is Phase.PRETRAIN else self.learned
 
-    def hides_reward(self) -> bool:
-        return True
-
-    def record(self, rows: np.ndarray, reward: np.ndarray, ended: np.ndarray) -> None:
-        """The env's true reward of one step, into the ledger only."""
+    def record(self, rows: np.ndarray, reward: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        """The env's true reward of one step goes into the ledger only; the agent's side sees NaN."""
         self.ledger.record(rows, reward, ended)
+        return np.full_like(reward, np.nan)
 
     def episode_row(self, env: int, agent_return: float) -> dict:
         """The true return (a diagnostic from the ledger) beside the learned one the agent saw."""
