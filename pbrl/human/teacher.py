@@ -27,12 +27,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from pbrl.errors import ConfigError, check_choice
-from pbrl.run_config import has_unhealthy_termination
 from pbrl.buffers.episodes import QueryPool
+from pbrl.errors import ConfigError, check_choice
 from pbrl.human.instructions import default_instruction
 from pbrl.human.store import LabelStore, training_target
 from pbrl.human.worker import ClipSettings
+from pbrl.run_config import has_unhealthy_termination
 from pbrl.teachers.base import Answers, RoundInfo, Teacher, register
 
 MODES = ("sync", "async")
