@@ -19,6 +19,8 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
   true reward (experiment=ppo_<task>, rl-zoo3's tuned settings) and PrefPPO, the same PPO on the
   learned reward with 32k state-entropy steps first (experiment=prefppo_<task>). Every env step
   counts, pretraining included. The ratio table gives PrefPPO's return as a fraction of PPO's.
+  The ``ppo`` arm's runs are experiments/ppo_baseline.py's pbrl runs (``runs/ppo_baseline/pbrl``:
+  the same preset and seeds, so the same training; evaluated every 25k steps): each is run once.
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
 Each (task, method, budget) is one hydra sweep directory,
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -91,8 +94,25 @@ def same_as_preset(task: str, method: str) -> bool:
     return True
 
 
+PPO_BASELINE = RUNS / "ppo_baseline" / "pbrl"  # where the ppo arm's runs live (shared with ppo_baseline.py)
+PPO_STEPS = 1_000_000  # the ppo_<task> presets' steps
+
+
+def ppo_overrides(task: str, steps: int, seeds: str) -> list[str]:
+    """The ``ppo`` arm: exactly experiments/ppo_baseline.py's overrides, so both scripts name (and share) one run."""
+    return [f"experiment=ppo_{task}", f"seed={seeds}", *([] if steps == PPO_STEPS else [f"steps={steps}"])]
+
+
+def ppo_runs(task: str, steps: int) -> list[Path]:
+    """The ``ppo`` arm's runs of ``task`` at ``steps`` that have logged something (hydra names them by sorted overrides)."""
+    name = re.compile(rf"experiment=ppo_{task},seed=\d+" + ("" if steps == PPO_STEPS else f",steps={steps}"))
+    return [p for p in sorted(PPO_BASELINE.glob("*")) if name.fullmatch(p.name) and (p / "metrics.csv").exists()]
+
+
 def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> list[str]:
     """The pbrl-train overrides of one (task, method, budget) multirun."""
+    if method == "ppo":
+        return ppo_overrides(task, steps, seeds)
     common = [f"steps={steps}", f"seed={seeds}", "threads=1", "eval.every=10000",
               "snapshot.every=25000"]
     base = BASE.get(method, "pebble")
@@ -147,14 +167,17 @@ def main() -> None:
                 continue
             for budget in ([0] if METHODS[method] is None else budgets):
                 name = method if METHODS[method] is None else f"{method}_{budget}"
-                jobs.append((RUNS / "feedback_efficiency" / folder(task, method) / name,
+                sweep = PPO_BASELINE if method == "ppo" else RUNS / "feedback_efficiency" / folder(task, method) / name
+                jobs.append((sweep,
                              overrides(task, method, budget, args.steps, args.seeds)))
     if not args.report_only:
         execute(jobs, args.lanes)
-    for name in sorted({folder(task, method) for task in tasks for method in methods}):
+    for task, name in sorted({(task, folder(task, method)) for task in tasks for method in methods}):
         # sweeps with at least one run that has logged something (a run just started has no metrics yet)
         sweeps = [p for p in sorted((RUNS / "feedback_efficiency" / name).glob("*"))
                   if p.is_dir() and any(p.glob("*/metrics.csv"))]
+        if name.endswith("_ppo"):
+            sweeps += ppo_runs(task, args.steps)
         if sweeps:
             report(sweeps, RESULTS / "feedback_efficiency" / name, "env.id,tag,feedback.max_feedback",
                    f"Feedback efficiency on {name}: final eval return at {args.steps} env steps "

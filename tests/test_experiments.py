@@ -57,3 +57,19 @@ def test_feedback_efficiency_ppo_arms_use_their_presets_and_report_at_200k(tmp_p
     report = (tmp_path / "report.md").read_text()
     assert "| prefppo (1000 labels) | 1 | 500 ± 0 (50% of the true-reward arm) |" in report
     assert "| prefppo (1000 labels) | 1 | 2400 (one run) | 80% of ppo |" in report
+
+
+def test_the_ppo_arm_is_the_ppo_baselines_run_not_a_second_one(tmp_path, monkeypatch):
+    """feedback_efficiency's ppo arm and ppo_baseline's pbrl side train the same preset and seeds: one run serves both."""
+    import feedback_efficiency as fe
+
+    assert fe.overrides("halfcheetah", "ppo", 0, 10**6, "0,1") == ["experiment=ppo_halfcheetah", "seed=0,1"]
+    assert fe.overrides("halfcheetah", "ppo", 0, 2000, "0")[-1] == "steps=2000"
+    monkeypatch.setattr(fe, "PPO_BASELINE", tmp_path)
+    for name in ("experiment=ppo_halfcheetah,seed=0", "experiment=ppo_halfcheetah,seed=1,steps=2000",
+                 "experiment=ppo_hopper,seed=0", "experiment=ppo_halfcheetah,seed=2"):
+        (tmp_path / name).mkdir()
+        if not name.endswith("seed=2"):  # seed 2 has not logged yet
+            (tmp_path / name / "metrics.csv").write_text("env_step\n")
+    assert [p.name for p in fe.ppo_runs("halfcheetah", 10**6)] == ["experiment=ppo_halfcheetah,seed=0"]
+    assert [p.name for p in fe.ppo_runs("halfcheetah", 2000)] == ["experiment=ppo_halfcheetah,seed=1,steps=2000"]
