@@ -4,7 +4,7 @@
     python experiments/backflip.py --report-only    # tables, curves and the GIF from what has finished
 
 One hydra multirun over the seeds (two runs side by side, 1 torch thread each, bf16), then
-``pbrl-report --metric final_eval_flip_rate`` (mean, std and IQM over seeds; eval-return curves), then a plot
+``pbrl-report --metric final_eval_flip_rate`` (mean, std and IQM over seeds; curves of the flip rate), then a plot
 (``flips.png``: the flip metrics against env steps) and a table of the flip metrics every evaluation logs
 (``eval.metrics=[flips]``: backward turns per episode, the share of episodes with a whole backward
 turn and with a landed flip), read from each run's ``metrics.csv`` and ``summary.json``. The bar:
@@ -97,7 +97,7 @@ def main() -> None:
     if not args.report_only:
         multirun(sweep, ["experiment=backflip", f"seed={args.seeds}", "threads=1"])
     out = RESULTS / "backflip"
-    # the aggregate is the share of eval episodes with a whole backward turn; the curves show eval return
+    # the aggregate and the curves: the share of eval episodes with a whole backward turn (eval_flip_rate)
     report([sweep], out, "tag", "Backflip (scripted backflip teacher, 1000 labels)", metric="final_eval_flip_rate")
 
     lines = ["| seed | env steps | labels | whole backward turn (share of eval episodes) | landed flip (share) | "

@@ -29,10 +29,13 @@ def multirun(sweep_dir: Path, overrides: list[str], n_jobs: int = 2) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
-def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None = None) -> int:
-    """``pbrl-report <dirs> --by <keys> --out <out> [--metric <key>]``: markdown table and plots, printed and saved."""
+def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None = None,
+           options: list[str] | None = None) -> int:
+    """``pbrl-report <dirs> --by <keys> --out <out> [--metric <key>] [options]``: tables and plots, printed and saved.
+
+    ``options`` are further pbrl-report flags, e.g. ``["--at", "200000", "--relative-to", "tag=sac"]``."""
     cmd = [sys.executable, "-m", "pbrl.report", *map(_rel, dirs), "--by", by, "--out", _rel(out), "--title", title,
-           *(["--metric", metric] if metric else [])]
+           *(["--metric", metric] if metric else []), *(options or [])]
     print("+", " ".join(cmd[1:]), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
 

@@ -18,7 +18,7 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
 - ``ppo`` / ``prefppo`` (not run by default; ``--methods ppo,prefppo --steps 1000000``): PPO on the
   true reward (experiment=ppo_<task>, rl-zoo3's tuned settings) and PrefPPO, the same PPO on the
   learned reward with 32k state-entropy steps first (experiment=prefppo_<task>). Every env step
-  counts, pretraining included. The ratio table gives PrefPPO's return as a fraction of PPO's.
+  counts, pretraining included. The report gives PrefPPO's return as a percentage of PPO's.
   The ``ppo`` arm's runs are experiments/ppo_baseline.py's pbrl runs (``runs/ppo_baseline/pbrl``:
   the same preset and seeds, so the same training; evaluated every 25k steps): each is run once.
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
@@ -28,8 +28,10 @@ Each (task, method, budget) is one hydra sweep directory,
 run side by side with one torch thread each (this machine has 2 cores) and take the next seed from
 one queue, in the order tasks × methods × seeds. Rerunning the script resumes unfinished runs and
 skips finished ones, so the table can be completed over several sittings. The report
-(``pbrl-report --by env.id,tag``) goes to ``experiments/results/feedback_efficiency/``, with the
-mean ± std of the final eval return per task and method, and its ratio to SAC's.
+(``pbrl-report --by env.id,tag,feedback.max_feedback``) goes to ``experiments/results/feedback_efficiency/``:
+mean ± std and IQM of the final eval return per task and method, each as a percentage of the
+true-reward arm's (``--relative-to tag=sac``; ``tag=ppo`` for the PPO arms), the same at 200k env
+steps for longer runs (``--at 200000``), and every run, failed and unfinished ones too, with its status.
 """
 
 from __future__ import annotations
@@ -42,9 +44,7 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import yaml
-
 from common import RESULTS, ROOT, RUNS, _rel, report
 
 TASKS = ("halfcheetah", "walker2d")
@@ -63,7 +63,8 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
 }
 BASE = {"sac": "sac", "ppo": "ppo", "prefppo": "prefppo"}  # methods with their own preset (else pebble_<task>)
 PPO_ARMS = ("ppo", "prefppo")  # runs and report under <task>_ppo: the on-policy table apart from PEBBLE's
-TRUE_REWARD = ("sac", "ppo")  # the arms each preference arm is measured against
+BY = "env.id,tag,feedback.max_feedback"  # the report's groups: one per arm and budget
+AT = 200_000  # runs longer than this are also compared at this env step (PPO's 1M-step runs)
 DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")
 
 
@@ -173,21 +174,28 @@ def main() -> None:
     if not args.report_only:
         execute(jobs, args.lanes)
     for task, name in sorted({(task, folder(task, method)) for task in tasks for method in methods}):
-        # sweeps with at least one run that has logged something (a run just started has no metrics yet)
+        # sweeps with at least one run that has logged something, if only its status (run.json)
         sweeps = [p for p in sorted((RUNS / "feedback_efficiency" / name).glob("*"))
-                  if p.is_dir() and any(p.glob("*/metrics.csv"))]
+                  if p.is_dir() and (any(p.glob("*/metrics.csv")) or any(p.glob("*/run.json")))]
         if name.endswith("_ppo"):
             sweeps += ppo_runs(task, args.steps)
         if sweeps:
-            report(sweeps, RESULTS / "feedback_efficiency" / name, "env.id,tag,feedback.max_feedback",
+            report(sweeps, RESULTS / "feedback_efficiency" / name, BY,
                    f"Feedback efficiency on {name}: final eval return at {args.steps} env steps "
-                   "(feedback.max_feedback is unused by the true-reward arms)")
-            ratio_table(RESULTS / "feedback_efficiency" / name)
+                   "(feedback.max_feedback is unused by the true-reward arms)",
+                   options=report_options(name, args.steps))
 
 
 def folder(task: str, method: str) -> str:
     """The runs' and the report's folder: ``<task>`` for SAC and PEBBLE, ``<task>_ppo`` for PPO and PrefPPO."""
     return f"{task}_ppo" if method in PPO_ARMS else task
+
+
+def report_options(name: str, steps: int) -> list[str]:
+    """pbrl-report flags of one report folder: every arm's mean as a percentage of its true-reward arm's (SAC's
+    for PEBBLE, PPO's in ``<task>_ppo``), and the eval return at ``AT`` env steps when the runs go further."""
+    reference = "tag=ppo" if name.endswith("_ppo") else "tag=sac"
+    return ["--relative-to", reference, *(["--at", str(AT)] if steps > AT else [])]
 
 
 def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:
@@ -209,49 +217,6 @@ def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:
         t.start()
     for t in threads:
         t.join()
-
-
-def ratio_table(out: Path, at: int = 200_000) -> None:
-    """Append each preference arm's mean final return as a fraction of its true-reward arm's to report.md.
-
-    ``feedback.max_feedback`` means nothing for the true-reward arms (they never ask); their rows are
-    grouped by tag alone. Runs longer than ``at`` steps also get the ratio of their eval return at ``at``.
-    """
-    import pandas as pd
-
-    runs = pd.read_csv(out / "summary.csv")
-    runs = runs[runs["finished"].astype(bool)]
-    if (runs["env_steps"] > at).any():
-        lines = ["", f"## Eval return at {at} env steps (the same runs, read off metrics.csv)", "",
-                 "| method | runs | eval return at that step mean ± std |", "|---|---|---|"]
-        early = {}
-        for tag, budget, run in zip(runs["tag"], runs["feedback.max_feedback"], runs["run"]):
-            metrics = pd.read_csv(ROOT / run / "metrics.csv")
-            hit = metrics.loc[metrics["env_step"] == at, "eval_return_mean"]
-            if len(hit):
-                early.setdefault(tag if tag in TRUE_REWARD else f"{tag} ({budget} labels)", []).append(float(hit.iloc[0]))
-        for method, values in sorted(early.items()):
-            ref = early.get("ppo" if method.startswith(("ppo", "prefppo")) else "sac")
-            share = f" ({np.mean(values) / np.mean(ref):.0%} of the true-reward arm)" if ref else ""
-            lines.append(f"| {method} | {len(values)} | {np.mean(values):.0f} ± {np.std(values):.0f}{share} |")
-        with open(out / "report.md", "a") as f:
-            f.write("\n".join(lines) + "\n")
-        print("\n".join(lines))
-    runs["method"] = [t if t in TRUE_REWARD else f"{t} ({b} labels)"
-                      for t, b in zip(runs["tag"], runs["feedback.max_feedback"])]
-    means = runs.groupby("method")["final_eval_return"].agg(["mean", "std", "count"])
-    lines = ["", "## Fraction of the true-reward agent's final return (finished runs only)", "",
-             "PEBBLE arms against SAC on the true reward, PrefPPO against PPO on the true reward.", ""]
-    lines += ["| method | finished runs | final return mean ± std | / true-reward mean |", "|---|---|---|---|"]
-    for method, row in means.iterrows():
-        spread = f" ± {row['std']:.0f}" if row["count"] > 1 else " (one run)"
-        ref = "ppo" if method.startswith(("ppo", "prefppo")) else "sac"
-        ratio = f"{row['mean'] / means.loc[ref, 'mean']:.0%} of {ref}" if ref in means.index else f"no finished {ref} run"
-        lines.append(f"| {method} | {int(row['count'])} | {row['mean']:.0f}{spread} | {ratio} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(out / "report.md", "a") as f:
-        f.write(text)
 
 
 def termination(args: argparse.Namespace) -> None:

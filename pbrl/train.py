@@ -6,6 +6,7 @@ traceback: ConfigError is raised by validation everywhere and caught here once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -15,8 +16,35 @@ from omegaconf import DictConfig, OmegaConf
 
 from pbrl.envs.render import configure_mujoco_gl
 from pbrl.errors import ConfigError
+from pbrl.lifecycle import Preempted
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def _gpus(device: str) -> int:
+    """``${pbrl_gpus:${device}}`` in the cluster launcher presets: one GPU per job when the run asks for CUDA."""
+    return 1 if str(device).startswith("cuda") else 0
+
+
+def _run_name(override_dirname: str, limit: int = 200) -> str:
+    """A sweep run's folder name: its overrides, cut and given a hash when too long for a file name (255 bytes)."""
+    if len(override_dirname.encode()) <= limit:
+        return override_dirname
+    digest = hashlib.sha1(override_dirname.encode()).hexdigest()[:12]
+    return override_dirname.encode()[: limit - 13].decode(errors="ignore") + "~" + digest
+
+
+OmegaConf.register_new_resolver("pbrl_gpus", _gpus, replace=True)
+OmegaConf.register_new_resolver("pbrl_run_name", _run_name, replace=True)
+
+
+def _launcher_cpus() -> int | None:
+    """The CPUs a cluster launcher gives each run (submitit's cpus_per_task, Ray's num_cpus), if it says."""
+    from hydra.core.hydra_config import HydraConfig
+
+    launcher = HydraConfig.get().launcher
+    cpus = OmegaConf.select(launcher, "cpus_per_task") or OmegaConf.select(launcher, "ray.remote.num_cpus")
+    return int(cpus) if cpus else None
 
 
 def _parallel_jobs() -> int:
@@ -36,14 +64,26 @@ def _parallel_jobs() -> int:
 
 
 def run(cfg: DictConfig) -> dict:
-    """Train one run in hydra's output directory and return its summary."""
+    """Train one run in hydra's output directory, recorded in its run.json, and return its summary."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
+    from pbrl.lifecycle import RunRecord
     from pbrl.workspace import Workspace
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    plain = OmegaConf.to_container(cfg, resolve=True)  # the Workspace writes it to config.yaml
-    return Workspace(plain, run_dir, parallel_jobs=_parallel_jobs()).train()
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    with RunRecord(run_dir, list(hc.overrides.task)) as record:
+        plain = OmegaConf.to_container(cfg, resolve=True)  # the Workspace writes it to config.yaml
+        if plain["threads"] == "auto" and _launcher_cpus():
+            plain["threads"] = _launcher_cpus()  # a cluster job's torch threads follow its CPUs per task
+        if hc.mode == RunMode.MULTIRUN:  # wandb: a sweep's runs share a group and carry their overrides as tags
+            wandb = plain["logger"]["wandb"]
+            wandb["group"] = wandb.get("group") or Path(hc.sweep.dir).name
+            wandb["tags"] = wandb.get("tags") or [t for t in hc.job.override_dirname.split(",") if t][:20]
+        workspace = Workspace(plain, run_dir, parallel_jobs=_parallel_jobs(), record=record)
+        record.update(device=str(workspace.device), threads=workspace.threads, precision=workspace.precision)
+        return workspace.train()
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
@@ -54,6 +94,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     except ConfigError as exc:
         print(f"pbrl-train: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except Preempted as exc:
+        print(f"pbrl-train: {exc}; rerun the same command to resume", file=sys.stderr, flush=True)
+        raise SystemExit(128 + exc.signum) from None
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ other piece of state (networks, optimisers, buffers, RNGs, counters, logged rows
 from __future__ import annotations
 
 import json
-import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -36,6 +36,7 @@ from pbrl.envs import make_env, spec_of
 from pbrl.envs.vector import TrainEnvs
 from pbrl.errors import ConfigError
 from pbrl.evaluation import Evaluator
+from pbrl.lifecycle import RunRecord, StopSignals, load_snapshot_file, previous_snapshot, save_snapshot_file
 from pbrl.preference import make_feedback
 from pbrl.preference.schedule import crossed
 from pbrl.run_config import check_resume, train_kwargs, validate
@@ -45,11 +46,13 @@ from pbrl.summary import write_summary
 class Workspace:
     """One training run in ``run_dir`` configured by ``cfg`` (the composed hydra config as a dict)."""
 
-    def __init__(self, cfg: Mapping[str, Any], run_dir: str | Path, parallel_jobs: int = 1):
+    def __init__(self, cfg: Mapping[str, Any], run_dir: str | Path, parallel_jobs: int = 1,
+                 record: RunRecord | None = None):
         validate(cfg)
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg, self.run_dir, self.record = cfg, Path(run_dir), record
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.run_dir / "train.log"
+        self.log_path, self.snapshot_path = self.run_dir / "train.log", self.run_dir / "snapshot.pt"
+        self.summary_path = self.run_dir / "summary.json"
         self.device = select_device(str(cfg["device"]))
         self.threads = resolve_threads(cfg["threads"], parallel_jobs)
         torch.set_num_threads(self.threads)
@@ -100,14 +103,6 @@ class Workspace:
 
         (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(self.cfg))))
 
-    @property
-    def snapshot_path(self) -> Path:
-        return self.run_dir / "snapshot.pt"
-
-    @property
-    def summary_path(self) -> Path:
-        return self.run_dir / "summary.json"
-
     def finished(self) -> dict | None:
         """The summary of this run directory if it already covers the requested steps."""
         if not self.summary_path.exists():
@@ -134,7 +129,7 @@ class Workspace:
         if done is not None:
             self.say(f"{self.run_dir} already finished ({done['env_steps']} steps); nothing to do")
             return done
-        snapshot = torch.load(self.snapshot_path, weights_only=False) if self.snapshot_path.exists() else None
+        snapshot = load_snapshot_file(self.snapshot_path, self.say)
         self.logger = Logger(self.run_dir, self.cfg, tensorboard=self.cfg["logger"]["tensorboard"],
                              wandb=self.cfg["logger"]["wandb"], resume_step=snapshot["step"] if snapshot else 0)
         if snapshot is not None:
@@ -144,34 +139,53 @@ class Workspace:
         pbar = self._progress_bar()
         self._clock_start, self._eval_time = time.perf_counter(), 0.0
         self._tick = (self._clock_start, self.step)  # (time, step) of the last metrics row
-        while self.step < steps:
-            prev = self.step
-            episode_return = self._collect_step(random_action=self.feedback.phase(prev).acts_randomly)
-            if episode_return is not None:
-                pbar.set_postfix_str(f"return {episode_return:.1f}", refresh=False)
-            self.feedback.after_step(prev, self.step, self.agent)
-            if self.feedback.phase(self.step).learns:
-                self.agent.learn(self.feedback.reward(self.step))
-            if crossed(prev, self.step, self.cfg["eval"]["every"]) or self.step >= steps:
-                row = self._evaluate_and_log(final=self.step >= steps)
-                pbar.set_postfix_str(f"eval {row['eval_return_mean']:.1f}", refresh=False)
-            if crossed(prev, self.step, self.cfg["snapshot"]["every"]) and self.step < steps:
-                self.save_snapshot()
-            pbar.update(self.step - prev)
+        with StopSignals(self.say) as stop:
+            while self.step < steps:
+                self._train_step(pbar, steps)
+                if stop.requested is not None and self.step < steps:  # preemption, a time limit, Ctrl-C
+                    pbar.close()
+                    self._stop(stop)
         pbar.close()
         self._accumulate_time()
         summary = write_summary(self.summary_path, self._summary_fields(), self.logger.eval_rows,
                                 self.feedback.summary())
         torch.save(self.agent.state_dict(), self.run_dir / "agent.pt")
         self.feedback.save_outputs(self.run_dir)
-        if self.snapshot_path.exists() and not self.cfg["snapshot"]["keep"]:
-            self.snapshot_path.unlink()
+        if not self.cfg["snapshot"]["keep"]:
+            self.snapshot_path.unlink(missing_ok=True)
+        previous_snapshot(self.snapshot_path).unlink(missing_ok=True)
         self.logger.close()
         final = summary.get("final_eval_return")
         self.say(f"finished {self.run_dir}: {summary['env_steps']} steps in {summary['wall_time_s'] / 60:.1f} min "
                  f"({summary['steps_per_s']:.0f} steps/s), final eval return "
                  + ("n/a" if final is None else f"{final:.1f}") + self.feedback.finished_note(summary))
         return summary
+
+    def _stop(self, stop: StopSignals) -> None:
+        """Snapshot, note the signal in run.json, close the sinks; then hand the signal over (submitit
+        requeues the job there) or raise Preempted. Nothing after the snapshot step is lost."""
+        self.save_snapshot()
+        if self.record is not None:
+            self.record.update(signal=signal.Signals(stop.requested).name, env_step=self.step)
+        self.logger.close()
+        self.say(f"stopped at step {self.step}; rerun the same command to resume from {self.snapshot_path.name}")
+        stop.hand_over(self.step)
+
+    def _train_step(self, pbar, steps: int) -> None:
+        """One step of every env, the reward side's due work, a learning step; evaluate and snapshot on schedule."""
+        prev = self.step
+        episode_return = self._collect_step(random_action=self.feedback.phase(prev).acts_randomly)
+        if episode_return is not None:
+            pbar.set_postfix_str(f"return {episode_return:.1f}", refresh=False)
+        self.feedback.after_step(prev, self.step, self.agent)
+        if self.feedback.phase(self.step).learns:
+            self.agent.learn(self.feedback.reward(self.step))
+        if crossed(prev, self.step, self.cfg["eval"]["every"]) or self.step >= steps:
+            row = self._evaluate_and_log(final=self.step >= steps)
+            pbar.set_postfix_str(f"eval {row['eval_return_mean']:.1f}", refresh=False)
+        if crossed(prev, self.step, self.cfg["snapshot"]["every"]) and self.step < steps:
+            self.save_snapshot()
+        pbar.update(self.step - prev)
 
     def _collect_step(self, random_action: bool) -> float | None:
         """One step of every env into the episode store and the agent; the return of an episode it ended, if any."""
@@ -244,14 +258,14 @@ class Workspace:
                  "next_episode_id": self.next_episode_id, "wall_time": self.wall_time, "train_time": self.train_time,
                  "agent": self.agent.state_dict(), "store": self.store.state_dict(), "rng": rng_state(self.rng),
                  "logger": self.logger.state_dict(), "feedback": self.feedback.state_dict()}
-        tmp = self.snapshot_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.snapshot_path)
+        save_snapshot_file(state, self.snapshot_path, keep_previous=self.cfg["snapshot"].get("previous", True))
+        if self.record is not None:
+            self.record.update(env_step=self.step)
 
     def load_snapshot(self, state: dict | None = None) -> None:
         """Restore the state save_snapshot wrote (read from disk unless given); the next step starts new episodes."""
         if state is None:
-            state = torch.load(self.snapshot_path, weights_only=False)
+            state = load_snapshot_file(self.snapshot_path, self.say)
         if "store" not in state:  # written before the episode store existed (pbrl before issue 15)
             raise ConfigError("snapshot", f"{self.snapshot_path} was written by an older pbrl and cannot be resumed "
                                           "by this one; rerun in a new run directory")

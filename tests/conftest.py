@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
 import pytest
 import torch
+from helpers import RUN, run_train, start_train, wait_for
+from omegaconf import OmegaConf
 
 
 def make_fake_run(path: str | Path, env_id: str, seed: int, returns: Sequence[float],
@@ -60,3 +65,36 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """A 2x2 sweep (teacher x selection rule) through submitit_local, stopped by SIGTERM mid-way and relaunched,
+    plus one cell that fails on a bad value: the data of the report and notebook tests."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    root = tmp_path_factory.mktemp("sweep")
+    sweep = root / "sweep"
+    (root / "conf" / "experiment").mkdir(parents=True)  # the fixed settings, so that run names stay short
+    fixed = OmegaConf.from_dotlist([*RUN, "steps=1500", "snapshot.every=300"])
+    (root / "conf" / "experiment" / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(fixed))
+    args = ["-m", f"--config-dir={root / 'conf'}", "experiment=tiny", "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=30", "teacher=oracle,mistake", "query.selection=uniform,disagreement",
+            f"hydra.sweep.dir={sweep}"]
+    proc = start_train(args, root, root / "first.log")
+    try:
+        wait_for(lambda: len(list(sweep.glob("*/snapshot.pt"))) == 4, proc, root / "first.log", timeout=240)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the launcher, submitit's job controllers and the runs
+        proc.wait(timeout=60)
+    deadline = time.monotonic() + 60
+    while any(json.loads(r.read_text())["status"] == "running" for r in sweep.glob("*/run.json")):
+        assert time.monotonic() < deadline, "the runs did not record their stop"
+        time.sleep(0.1)
+    (root / "stopped.json").write_text(json.dumps(
+        {r.parent.name: json.loads(r.read_text()) for r in sweep.glob("*/run.json")}))
+    second = run_train(args, root, timeout=300)
+    assert second.returncode == 0, second.stdout[-3000:]
+    failed = run_train([*args[:5], "teacher=oracle", "query.selection=entropy", "feedback.segment=0",
+                        f"hydra.sweep.dir={sweep}"], root, timeout=120)
+    assert failed.returncode != 0
+    return sweep

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,6 +21,10 @@ CONF_DIR = REPO / "conf"
 
 # small and quiet: the behaviour under test does not depend on the network size
 TINY = ["agent.hidden_dim=32", "agent.batch_size=32", "threads=1", "progress=false"]
+# a tiny PEBBLE run on Pendulum: two feedback rounds of 10 queries, an evaluation every 500 steps
+RUN = ["env.id=Pendulum-v1", "seed_steps=200", "pretrain.steps=100", "feedback.num_interact=400",
+       "feedback.max_feedback=20", "feedback.mb_size=10", "feedback.segment=20", "eval.every=500", "eval.episodes=1",
+       "eval.video=none", "logger.tensorboard=false", *TINY]
 
 
 def compose_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -57,3 +62,12 @@ def start_train(args: Sequence[str], cwd: Path, log: Path) -> subprocess.Popen:
     with open(log, "w") as f:
         return subprocess.Popen(train_cmd(*args), cwd=cwd, env=_clean_env(), stdout=f, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+
+
+def wait_for(condition, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Poll ``condition`` until it holds; fail with the log's tail if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "timed out: " + log.read_text()[-3000:]
+        time.sleep(0.05)

@@ -34,29 +34,36 @@ def test_the_ppo_baseline_gives_both_sides_the_presets_settings():
     assert cfg["steps"] == 1_000_000 and cfg["agent"]["normalize_obs"] and cfg["agent"]["n_steps"] == 512
 
 
-def test_feedback_efficiency_ppo_arms_use_their_presets_and_report_at_200k(tmp_path, capsys):
-    import csv
+def test_feedback_efficiency_ppo_arms_use_their_presets_and_report_at_200k(tmp_path):
+    """The PPO folder's report: PrefPPO's return as a share of PPO's, at the end and at 200k steps."""
+    import json
 
-    from feedback_efficiency import folder, overrides, ratio_table
+    from feedback_efficiency import BY, folder, overrides, report_options
+
+    from pbrl import report
 
     assert overrides("walker2d", "prefppo", 1000, 10**6, "0")[0] == "experiment=prefppo_walker2d"
     assert overrides("walker2d", "ppo", 0, 10**6, "0")[0] == "experiment=ppo_walker2d"
     assert folder("walker2d", "prefppo") == "walker2d_ppo" and folder("walker2d", "pebble") == "walker2d"
-    rows = []
-    for tag, budget, at_200k, final in (("ppo", 200, 1000.0, 3000.0), ("prefppo", 1000, 500.0, 2400.0)):
-        run = tmp_path / tag
-        run.mkdir()
-        (run / "metrics.csv").write_text("env_step,eval_return_mean\n100000,1\n200000,%s\n400000,%s\n" % (at_200k, final))
-        rows.append({"run": str(run), "tag": tag, "feedback.max_feedback": budget, "finished": True,
-                     "final_eval_return": final, "env_steps": 400000})
-    with open(tmp_path / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    ratio_table(tmp_path)
-    report = (tmp_path / "report.md").read_text()
-    assert "| prefppo (1000 labels) | 1 | 500 ± 0 (50% of the true-reward arm) |" in report
-    assert "| prefppo (1000 labels) | 1 | 2400 (one run) | 80% of ppo |" in report
+    assert report_options("walker2d", 200_000) == ["--relative-to", "tag=sac"]  # no runs past 200k: no --at
+    for tag, budget, at_200k, final in (("ppo", 100, 1000.0, 3000.0), ("prefppo", 1000, 500.0, 2400.0)):
+        run = tmp_path / "runs" / tag / "seed=0"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(f"env: {{id: Walker2d-v5}}\ntag: {tag}\nseed: 0\n"
+                                         f"feedback: {{max_feedback: {budget}}}\n")
+        (run / "metrics.csv").write_text(f"env_step,eval_return_mean\n100000,1\n200000,{at_200k}\n400000,{final}\n")
+        (run / "summary.json").write_text(json.dumps({"final_eval_return": final, "env_steps": 400000}))
+    out = tmp_path / "out"
+    report.main([str(tmp_path / "runs"), "--by", BY, "--out", str(out), "--reps", "20",
+                 *report_options("walker2d_ppo", 10**6)])
+    text = (out / "report.md").read_text()
+    final, at = text.split("## final_eval_return")[1], text.split("## eval_return_mean at env step 200000")[1]
+
+    def row(section: str, tag: str) -> str:
+        return next(line for line in section.splitlines() if f"| {tag} " in line).rstrip(" |")
+
+    assert row(final, "prefppo").endswith("80%") and row(final, "ppo").endswith("100%")  # 2400 / 3000
+    assert row(at, "prefppo").endswith("50%") and row(at, "ppo").endswith("100%")  # 500 / 1000 at 200k steps
 
 
 def test_the_ppo_arm_is_the_ppo_baselines_run_not_a_second_one(tmp_path, monkeypatch):

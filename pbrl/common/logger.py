@@ -19,6 +19,11 @@ from pbrl.errors import check_choice
 WANDB_MODES = ("disabled", "offline", "online")
 
 
+def wandb_run_id(run_dir: Path) -> str:
+    """The wandb run id of a run folder: a resumed or requeued run continues the same wandb run."""
+    return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
@@ -57,11 +62,10 @@ class Logger:
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
-        # a stable id per run directory: a resumed run continues the same wandb run
-        run_id = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:12]
-        return wandb.init(project=wcfg.get("project") or "pbrl", entity=wcfg.get("entity"),
-                          group=wcfg.get("group"), name=wcfg.get("name"), mode=mode, id=run_id,
-                          resume="allow", dir=str(self.run_dir), config=dict(config))
+        return wandb.init(project=wcfg.get("project") or "pbrl", entity=wcfg.get("entity"), group=wcfg.get("group"),
+                          name=wcfg.get("name") or self.run_dir.name, tags=[str(t)[:64] for t in wcfg.get("tags") or []],
+                          mode=mode, id=wandb_run_id(self.run_dir), resume="allow", dir=str(self.run_dir),
+                          config=dict(config))
 
     def log(self, prefix: str, step: int, metrics: Mapping[str, float]) -> None:
         """Send scalars to TensorBoard and wandb as ``prefix/name`` at env step ``step``."""

@@ -1,0 +1,217 @@
+"""A run's life outside the training loop: its record (``run.json``), stop signals, and snapshot files.
+
+``run.json`` makes a run folder self-describing: the command that reruns it, the machine it ran
+on (host, CPU model and torch kernel capability, GPU, threads, precision) and its ``status``:
+``running``, ``finished``, ``failed`` (with the error's last line) or ``preempted`` (stopped by a
+signal after saving a snapshot; rerunning resumes it). It is rewritten atomically at every
+change, so a reader never sees half a file. ``pbrl-report`` shows the status of every cell.
+
+Clusters stop jobs with signals: Slurm sends SIGTERM on preemption and, with ``--signal``, USR1 or
+USR2 ahead of the time limit; submitit requeues a job on USR2. :class:`StopSignals` turns any of
+them (and a first Ctrl-C) into a request that the loop honours at the next step: it writes a
+snapshot, then hands the signal to whoever handled it before (submitit requeues the job there),
+or raises :class:`Preempted`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import platform
+import shlex
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGUSR2", "SIGINT")
+STATUSES = ("running", "finished", "failed", "preempted")
+
+
+class Preempted(Exception):
+    """The run stopped on a signal after writing its snapshot; rerunning the same command resumes it."""
+
+    def __init__(self, signum: int, step: int):
+        self.signum, self.step = signum, step
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step} after writing its snapshot")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's processor string elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def describe_machine(device: str | None = None) -> dict[str, Any]:
+    """Host, CPU model, torch's CPU kernel capability (AVX2, AVX512...), cores and GPU model (or None)."""
+    gpu = None
+    if torch.cuda.is_available():
+        index = torch.device(device).index if device and device.startswith("cuda") else None
+        gpu = torch.cuda.get_device_name(index or 0)
+    return {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_cores": os.cpu_count(), "gpu": gpu, "torch_version": torch.__version__}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file renamed over it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+class RunRecord:
+    """``run.json`` of one run folder: what ran, where, and how it ended.
+
+    Used as a context manager around the run: entering marks it ``running`` (counting attempts
+    across resumes), leaving marks it ``finished``, ``preempted`` or ``failed`` with the error's
+    last line; the exception itself still propagates.
+    """
+
+    def __init__(self, run_dir: str | Path, overrides: Sequence[str] = ()):
+        self.path = Path(run_dir) / "run.json"
+        self.overrides = list(overrides)
+        self.data: dict[str, Any] = {}
+
+    def __enter__(self) -> "RunRecord":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        old = self._read()
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.data = {"status": "running", "error": None,
+                     "command": shlex.join(["pbrl-train", *self.overrides, f"hydra.run.dir={self._where()}"]),  # reruns this run alone
+                     "argv": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),  # what was typed (a sweep, maybe)
+                     "overrides": self.overrides, **describe_machine(),
+                     "pid": os.getpid(), "started": old.get("started", now), "attempt_started": now,
+                     "attempts": int(old.get("attempts", 0)) + 1, "updated": now}
+        write_json(self.path, self.data)
+        return self
+
+    def _where(self) -> str:
+        """The run folder, relative to the working directory when below it."""
+        folder = self.path.parent.resolve()
+        return str(folder.relative_to(Path.cwd())) if folder.is_relative_to(Path.cwd()) else str(folder)
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def update(self, **fields: Any) -> None:
+        """Add or change fields (e.g. ``env_step``, ``threads``, ``precision``) and rewrite the file."""
+        self.data.update(fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_json(self.path, self.data)
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if error is None:
+            self.update(status="finished")
+        elif isinstance(error, Preempted) or (isinstance(error, SystemExit) and self.data.get("signal")):
+            self.update(status="preempted")  # SystemExit: submitit requeued the job after our snapshot
+        else:
+            last = traceback.format_exception_only(kind, error)[-1].strip() if kind else None
+            self.update(status="failed", error=last)
+        return False
+
+
+class StopSignals:
+    """Turn SIGTERM, SIGUSR1, SIGUSR2 and a first Ctrl-C into ``requested``; a second Ctrl-C stops at once.
+
+    Only the main thread can install handlers; elsewhere (a thread-pool launcher) this does nothing
+    and the signals keep their usual effect.
+    """
+
+    def __init__(self, say: Callable[[str], None] = print):
+        self.say = say
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_SIGNALS:
+                if hasattr(signal, name):
+                    sig = getattr(signal, name)
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: stop now, without a snapshot
+        if self.requested is None:
+            self.requested = signum
+            hint = "; press Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
+            self.say(f"received {signal.Signals(signum).name}: saving a snapshot at the next step, then stopping{hint}")
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
+
+    def __exit__(self, *exc) -> bool:
+        self.restore()
+        return False
+
+    def hand_over(self, step: int) -> None:
+        """After the snapshot: pass the signal to its previous Python handler (submitit requeues the job
+        there and exits), then raise :class:`Preempted` if that handler returned or there was none."""
+        signum = self.requested
+        previous = self._previous.get(signum)
+        self.restore()
+        if callable(previous):
+            previous(signum, None)
+        raise Preempted(signum, step)
+
+
+# ------------------------------------------------------------------------------------- snapshots
+UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+def save_snapshot_file(state: dict, path: Path, keep_previous: bool) -> None:
+    """``torch.save`` to ``path`` atomically; with ``keep_previous`` the one before stays as ``<name>.prev.pt``."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    if keep_previous and path.exists():
+        os.replace(path, previous_snapshot(path))
+    os.replace(tmp, path)
+
+
+def previous_snapshot(path: Path) -> Path:
+    return path.with_name(path.stem + ".prev" + path.suffix)
+
+
+def load_snapshot_file(path: Path, say: Callable[..., None]) -> dict | None:
+    """The snapshot at ``path`` (None if there is none), or the previous one if ``path`` cannot be read.
+
+    A snapshot cut short (a full disk, a copy that stopped) makes torch fail deep in its zip reader;
+    this says which file and what to do instead, in one line, and falls back to ``<name>.prev.pt``.
+    """
+    from pbrl.errors import ConfigError
+
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, weights_only=False)
+    except UNREADABLE as exc:
+        why = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        previous = previous_snapshot(path)
+        if previous.exists():
+            try:
+                state = torch.load(previous, weights_only=False)
+            except UNREADABLE:
+                state = None
+            if state is not None:
+                say(f"warning: {path} is unreadable ({why}); resuming from the previous snapshot "
+                    f"{previous.name} (step {state.get('step')})", error=True)
+                return state
+        raise ConfigError("snapshot", f"{path} is unreadable ({why}) and no earlier snapshot is kept; move it "
+                                      "away to restart this run from step 0") from None
