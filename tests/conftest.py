@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -84,7 +85,8 @@ def tiny_sweep(tmp_path_factory) -> Path:
     try:
         wait_for(lambda: len(list(sweep.glob("*/snapshot.pt"))) == 4, proc, root / "first.log", timeout=240)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the launcher, submitit's job controllers and the runs
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # the launcher, submitit's job controllers and the runs
         proc.wait(timeout=60)
     deadline = time.monotonic() + 60
     while any(json.loads(r.read_text())["status"] == "running" for r in sweep.glob("*/run.json")):

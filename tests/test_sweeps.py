@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from helpers import RUN, run_train, start_train, wait_for
 
 from pbrl.errors import ConfigError
@@ -34,9 +36,13 @@ def test_sigterm_saves_a_snapshot_at_once_and_the_rerun_resumes_there(tmp_path: 
     args = [*RUN, "steps=3000", "snapshot.every=1000", f"hydra.run.dir={tmp_path / 'run'}"]
     run = tmp_path / "run"
     proc = start_train(args, tmp_path, tmp_path / "first.log")
-    wait_for(lambda: (run / "rounds.csv").exists(), proc, tmp_path / "first.log")  # mid-way, before any snapshot
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    try:
+        wait_for(lambda: (run / "rounds.csv").exists(), proc, tmp_path / "first.log")  # mid-way, before any snapshot
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     record = json.loads((run / "run.json").read_text())
     assert record["status"] == "preempted" and record["signal"] == "SIGTERM", record
     stopped = record["env_step"]
@@ -141,6 +147,9 @@ def test_a_stopped_and_relaunched_submitit_sweep_finishes_every_cell_exactly_onc
         assert record["status"] == "finished" and record["attempts"] == 2 and record["threads"] == 1
         assert json.loads((cell / "summary.json").read_text())["env_steps"] == 1500
         assert "launcher" not in cell.name and "timeout" not in cell.name  # launcher settings never name a run
+        wandb = yaml.safe_load((cell / "config.yaml").read_text())["logger"]["wandb"]
+        assert wandb["group"] == tiny_sweep.name and wandb["mode"] == "disabled"  # a sweep's runs share a group
+        assert {t.split("=")[0] for t in wandb["tags"]} == {"experiment", "query.selection", "teacher"}
         _no_duplicate_rows(cell)
         log = (cell / "train.log").read_text()
         assert log.count("resumed ") == 1 and log.count("finished ") == 1
@@ -163,3 +172,34 @@ def test_long_sweep_run_names_are_cut_with_a_hash_that_keeps_them_apart():
     assert _run_name("seed=1,teacher=oracle") == "seed=1,teacher=oracle"
     a, b = _run_name("x" * 300 + ",seed=0"), _run_name("x" * 300 + ",seed=1")
     assert a != b and len(a.encode()) <= 200 and len(b.encode()) <= 200
+
+
+def test_a_time_limit_signal_under_submitit_saves_requeues_and_resumes_in_the_same_sweep(tmp_path: Path):
+    """USR2 (Slurm's warning before the time limit): snapshot, submitit's checkpoint and requeue, resume."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=submitit_local", *RUN, "steps=2000", "snapshot.every=1000", "seed=3",
+            f"hydra.sweep.dir={sweep}"]
+    proc = start_train(args, tmp_path, tmp_path / "sweep.log")
+    try:
+        wait_for(lambda: any(sweep.glob("*/rounds.csv")), proc, tmp_path / "sweep.log")
+        job = subprocess.run(["pgrep", "-f", f"submitit.core._submit {sweep}"], stdout=subprocess.PIPE, text=True)
+        os.kill(int(job.stdout.split()[0]), signal.SIGUSR2)
+        assert proc.wait(timeout=240) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    (run,) = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    log = (run / "train.log").read_text()
+    assert "received SIGUSR2" in log and log.count("resumed ") == 1 and "finished " in log
+    stopped = int(log.split("stopped at step ")[1].split(";")[0])
+    assert f"at step {stopped}\n" in log.split("resumed ")[1].split("\n")[0] + "\n"  # resumed where it stopped
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "finished" and record["attempts"] == 2
+    _no_duplicate_rows(run)
+
+
+def test_the_wandb_run_id_follows_the_run_folder(tmp_path: Path):
+    from pbrl.common.logger import wandb_run_id
+
+    assert wandb_run_id(tmp_path / "a") == wandb_run_id(tmp_path / "x" / ".." / "a") != wandb_run_id(tmp_path / "b")
