@@ -76,7 +76,7 @@ def tiny_sweep(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sweep")
     sweep = root / "sweep"
     (root / "conf" / "experiment").mkdir(parents=True)  # the fixed settings, so that run names stay short
-    fixed = OmegaConf.from_dotlist([*RUN, "steps=1500", "snapshot.every=300"])
+    fixed = OmegaConf.from_dotlist([*RUN, "steps=1200", "snapshot.every=200"])
     (root / "conf" / "experiment" / "tiny.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(fixed))
     args = ["-m", f"--config-dir={root / 'conf'}", "experiment=tiny", "hydra/launcher=submitit_local",
             "hydra.launcher.timeout_min=30", "teacher=oracle,mistake", "query.selection=uniform,disagreement",
