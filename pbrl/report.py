@@ -129,14 +129,22 @@ def group_labels(runs: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
 
 
 def select(frame: pd.DataFrame, spec: str) -> pd.DataFrame:
-    """The rows matching ``key=value[,key=value]`` (values compared as text, case-insensitively)."""
+    """The rows matching ``key=value[,key=value]`` (as numbers when both are, else as text, case-insensitively)."""
     mask = pd.Series(True, index=frame.index)
     for item in spec.split(","):
         key, sep, value = item.partition("=")
         if not sep or key not in frame:
             raise ReportError(f"{spec!r}: expected KEY=VALUE[,KEY=VALUE] with keys of the run table, e.g. tag=sac")
-        mask &= frame[key].map(as_text).str.lower() == value.lower()
+        mask &= frame[key].map(lambda have: _same(as_text(have), value))
     return frame[mask]
+
+
+def _same(have: str, want: str) -> bool:
+    """``0.0`` selects a run whose value is 0; ``Oracle`` one whose value is oracle."""
+    try:
+        return float(have) == float(want)
+    except ValueError:
+        return have.lower() == want.lower()
 
 
 def _interval(scores, func, reps: int) -> tuple[float, float, float]:

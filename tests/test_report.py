@@ -328,3 +328,10 @@ def test_errors_exit_2_without_traceback(case: str, runs_dir: Path, tmp_path: Pa
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("pbrl-report: error:") and len(proc.stderr.strip().splitlines()) == 1
     assert expected in proc.stderr
+
+
+def test_a_group_spec_matches_numbers_as_numbers_and_words_in_any_case():
+    frame = pd.DataFrame({"teacher.mistake": [0.0, 0.1, 0.0], "tag": ["Oracle", "mistake", "oracle"]})
+    assert list(report.select(frame, "teacher.mistake=0.0").index) == [0, 2]
+    assert list(report.select(frame, "teacher.mistake=0,tag=ORACLE").index) == [0, 2]
+    assert list(report.select(frame, "teacher.mistake=0.10").index) == [1]
