@@ -63,6 +63,19 @@ def _parallel_jobs() -> int:
     return int(n_jobs)
 
 
+CLUSTER_LAUNCHERS = ("SlurmLauncher", "RayLauncher")  # hydra/launcher=slurm, ray: wandb offline unless told
+
+
+def sweep_wandb(wandb: dict, sweep: str, run_name: str, launcher: str, overrides: list[str]) -> None:
+    """A sweep's wandb settings: one group (the sweep folder's name), the run's overrides as tags, and on a
+    cluster launcher ``offline`` unless the command line sets ``logger.wandb.mode`` (``wandb sync`` uploads)."""
+    wandb["group"] = wandb.get("group") or sweep
+    wandb["tags"] = wandb.get("tags") or [t for t in run_name.split(",") if t][:20]
+    told = any(o.lstrip("+~").startswith(("logger.wandb.mode=", "logger=")) for o in overrides)
+    if launcher.endswith(CLUSTER_LAUNCHERS) and not told:
+        wandb["mode"] = "offline"
+
+
 def run(cfg: DictConfig) -> dict:
     """Train one run in hydra's output directory, recorded in its run.json, and return its summary."""
     from hydra.core.hydra_config import HydraConfig
@@ -77,10 +90,9 @@ def run(cfg: DictConfig) -> dict:
         plain = OmegaConf.to_container(cfg, resolve=True)  # the Workspace writes it to config.yaml
         if plain["threads"] == "auto" and _launcher_cpus():
             plain["threads"] = _launcher_cpus()  # a cluster job's torch threads follow its CPUs per task
-        if hc.mode == RunMode.MULTIRUN:  # wandb: a sweep's runs share a group and carry their overrides as tags
-            wandb = plain["logger"]["wandb"]
-            wandb["group"] = wandb.get("group") or Path(hc.sweep.dir).name
-            wandb["tags"] = wandb.get("tags") or [t for t in hc.job.override_dirname.split(",") if t][:20]
+        if hc.mode == RunMode.MULTIRUN:
+            sweep_wandb(plain["logger"]["wandb"], Path(hc.sweep.dir).name, hc.job.override_dirname,
+                        str(OmegaConf.select(hc, "launcher._target_", default="")), list(hc.overrides.task))
         workspace = Workspace(plain, run_dir, parallel_jobs=_parallel_jobs(), record=record)
         record.update(device=str(workspace.device), threads=workspace.threads, precision=workspace.precision)
         return workspace.train()

@@ -203,3 +203,16 @@ def test_the_wandb_run_id_follows_the_run_folder(tmp_path: Path):
     from pbrl.common.logger import wandb_run_id
 
     assert wandb_run_id(tmp_path / "a") == wandb_run_id(tmp_path / "x" / ".." / "a") != wandb_run_id(tmp_path / "b")
+
+
+def test_cluster_sweeps_log_to_wandb_offline_unless_told_and_share_a_group():
+    from pbrl.train import sweep_wandb
+
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    for launcher, overrides, mode in ((slurm, ["seed=1"], "offline"), (slurm, ["logger.wandb.mode=online"], "online"),
+                                      ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", [],
+                                       "disabled")):
+        wandb = {"mode": "online" if "logger.wandb.mode=online" in overrides else "disabled", "group": None}
+        sweep_wandb(wandb, "walker_sweep", "seed=1,teacher=mistake", launcher, overrides)
+        assert wandb["mode"] == mode and wandb["group"] == "walker_sweep"
+        assert wandb["tags"] == ["seed=1", "teacher=mistake"]
