@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pbrl  # noqa: F401  (its warning filter: conf/hydra/launcher/ takes the launcher plugins' names)
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs"  # ignored by git: run directories, snapshots, videos
 RESULTS = ROOT / "experiments" / "results"  # committed: tables and plots

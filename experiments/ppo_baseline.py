@@ -108,12 +108,35 @@ def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path) -> None:
     if not rows or rows[-1]["env_step"] != model.num_timesteps:
         evaluate(model.num_timesteps)
     wall = time.perf_counter() - started
-    summary = {"env_id": env_id, "seed": seed, "env_steps": model.num_timesteps, "agent": "sb3_ppo",
+    write_sb3_summary(run_dir, env_id, seed, model.num_timesteps, rows, wall)
+
+
+def write_sb3_summary(run_dir: Path, env_id: str, seed: int, steps: int, rows: list[dict], wall: float,
+                      **extra) -> None:
+    summary = {"env_id": env_id, "seed": seed, "env_steps": steps, "agent": "sb3_ppo",
                "final_eval_return": rows[-1]["eval_return_mean"],
                "best_eval_return": max(r["eval_return_mean"] for r in rows),
                "final_eval_return_std": rows[-1]["eval_return_std"], "wall_time_s": wall,
-               "steps_per_s": model.num_timesteps / wall, "teacher": "none", "threads": 1}
+               "steps_per_s": steps / wall, "teacher": "none", "threads": 1, **extra}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def summary_from_metrics(task: str, seed: int, steps: int | None) -> bool:
+    """An SB3 run stopped after its final evaluation but before its summary (the last lines of ``run_sb3``) is
+    complete: write its summary.json from metrics.csv, marked as such, instead of training 1M steps again."""
+    run_dir = sb3_dir(task, seed)
+    if not (run_dir / "metrics.csv").exists():
+        return False
+    with open(run_dir / "metrics.csv") as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    target = steps or preset(task, seed, None)["steps"]
+    if not rows or rows[-1]["env_step"] < target:
+        return False
+    env_id = preset(task, seed, steps)["env"]["id"]
+    write_sb3_summary(run_dir, env_id, seed, int(rows[-1]["env_step"]), rows, rows[-1]["wall_time_s"],
+                      summary_from_metrics=True)
+    print(f"{run_dir.name}: its final evaluation was logged before it stopped; summary.json written from metrics.csv")
+    return True
 
 
 def sb3_dir(task: str, seed: int) -> Path:
@@ -139,7 +162,8 @@ def main() -> None:
             multirun(RUNS / "ppo_baseline" / "pbrl",
                      [f"experiment={','.join(f'ppo_{t}' for t in tasks)}", f"seed={args.seeds}", *steps])
         if args.only != "pbrl":
-            todo = [(t, s) for t in tasks for s in seeds if not (sb3_dir(t, s) / "summary.json").exists()]
+            todo = [(t, s) for t in tasks for s in seeds
+                    if not (sb3_dir(t, s) / "summary.json").exists() and not summary_from_metrics(t, s, args.steps)]
             extra = ["--steps", str(args.steps)] if args.steps else []
 
             def one(job):
