@@ -88,8 +88,8 @@ def run(cfg: DictConfig) -> dict:
     run_dir = Path(hc.runtime.output_dir)
     with RunRecord(run_dir, list(hc.overrides.task)) as record:
         plain = OmegaConf.to_container(cfg, resolve=True)  # the Workspace writes it to config.yaml
-        if plain["threads"] == "auto" and _launcher_cpus():
-            plain["threads"] = _launcher_cpus()  # a cluster job's torch threads follow its CPUs per task
+        if plain["threads"] == "auto":  # a cluster job's torch threads follow its CPUs per task
+            plain["threads"] = _launcher_cpus() or "auto"
         if hc.mode == RunMode.MULTIRUN:
             sweep_wandb(plain["logger"]["wandb"], Path(hc.sweep.dir).name, hc.job.override_dirname,
                         str(OmegaConf.select(hc, "launcher._target_", default="")), list(hc.overrides.task))
