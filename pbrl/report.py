@@ -275,7 +275,7 @@ def plot_curves(curves: pd.DataFrame, x: str = "env_step", y: str = "eval_return
         ax.xaxis.set_major_formatter(lambda v, _: f"{v / 1000:g}k" if abs(v) >= 1000 else f"{v:g}")  # 200k
         ax.grid(alpha=0.3)
     if title:
-        grid.figure.suptitle(textwrap.fill(title, 45 * min(n_envs, 3)), y=1.02)
+        grid.figure.suptitle(textwrap.fill(title, 45 * min(n_envs, 3)), y=1.0, va="bottom")  # above the panels
     return grid.figure
 
 
