@@ -44,18 +44,10 @@ def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None 
 
 def machine() -> str:
     """The CPU model, its torch kernel capability and core count, for every speed figure (CPUs differ between machines)."""
-    import os
-    import platform
+    from pbrl.lifecycle import describe_machine
 
-    import torch
-
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
+    m = describe_machine()
+    return f"{m['cpu']}, {m['cpu_capability']}, {m['cpu_cores']} cores"
 
 
 def write_table(lines: list[str], out: Path) -> None:
