@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
+TEST_WORKERS ?= 2
 
 .PHONY: setup system-deps train test bench bench-ppo baseline report clean
 
@@ -36,8 +37,8 @@ setup: system-deps $(VENV)/.installed
 train: setup           ## the default run (a small PEBBLE run on Pendulum-v1, ~3 minutes after setup); pass overrides as ARGS="env=hopper ..."
 	$(BIN)/pbrl-train $(ARGS)
 
-test: setup            ## the whole test suite
-	$(BIN)/python -m pytest -q tests
+test: setup            ## the whole test suite, on TEST_WORKERS pytest-xdist workers (a test file runs on one worker)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10 tests
 
 bench: setup $(VENV)/.bench  ## plain SAC throughput: pbrl beside stable-baselines3 and SBX (~15 minutes)
 	$(BIN)/python experiments/bench_sac.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from pbrl.common.logger import WANDB_MODES
 from pbrl.common.precision import PRECISIONS
 from pbrl.errors import ConfigError, check_choice, check_int
 
@@ -33,6 +34,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise ConfigError("eval.metrics", f"flips reads a planar body's pitch (Hopper, Walker2d, HalfCheetah), "
                                           f"not {cfg['env']['id']}")
     check_int("snapshot.every", cfg["snapshot"]["every"], minimum=0)
+    check_choice("logger.wandb.mode", cfg["logger"]["wandb"].get("mode", "disabled"), WANDB_MODES)
     if not isinstance(cfg["env"].get("terminate", True), bool):
         raise ConfigError("env.terminate", f"got {cfg['env']['terminate']!r}; allowed: true, false")
     limit = cfg["env"].get("max_episode_steps")

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,6 +16,11 @@ import pytest
 import torch
 from helpers import RUN, run_train, start_train, wait_for
 from omegaconf import OmegaConf
+
+
+# Under pytest-xdist (`make test` runs 2 workers, one test file each at a time), each worker keeps to one torch thread.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def make_fake_run(path: str | Path, env_id: str, seed: int, returns: Sequence[float],
@@ -100,3 +106,20 @@ def tiny_sweep(tmp_path_factory) -> Path:
                         f"hydra.sweep.dir={sweep}"], root, timeout=120)
     assert failed.returncode != 0
     return sweep
+
+
+@pytest.fixture
+def python3_kernel(tmp_path: Path, monkeypatch) -> str:
+    """Kernel ``python3`` = this interpreter, whatever kernel specs the machine has installed.
+
+    JUPYTER_PATH comes first in jupyter's search path, so this spec shadows a ``python3`` that
+    might point at another Python without pbrl installed.
+    """
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (pbrl tests)", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # %matplotlib inline overrides it; no display either way
+    return "python3"

@@ -9,32 +9,47 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import TINY, run_train
+from helpers import TINY, run_train, tiny_config
+from pbrl.errors import ConfigError
+from pbrl.workspace import Workspace
 
-# (override, the field the error must name, whether pbrl itself validates it: exit 2 and one error line)
+# (override, the field the error must name): input pbrl itself validates, before anything runs
 BAD_INPUT = [
-    ("env.id=NoSuchEnv-v0", "env.id", True),
-    ("env.id=CartPole-v1", "env.id", True),
-    ("env.id=Pendulm-v1", "env.id", True),
-    ("env.id=nosuchmodule:Foo-v0", "env.id", True),
-    ("+env.kwargs.no_such_option=1", "env.kwargs", True),
-    ("env.kwargs=5", "env.kwargs", True),
-    ("steps=0", "steps", True),
-    ("steps=-5", "steps", True),
-    ("precision=fp16", "precision", True),
-    ("device=tpu", "device", True),
-    ("+agent.nosuch=1", "agent.nosuch", True),
-    ("agent.tau=2", "agent.tau", True),
-    ("eval.video=sometimes", "eval.video", True),
-    ("logger.wandb.mode=maybe", "logger.wandb.mode", True),
-    ("agent.depth=1.5", "agent.depth", True),
-    ("eval.episodes=1.5", "eval.episodes", True),
-    ("foo=1", "foo", False),  # hydra rejects keys that are not in the config
-    ("agent.nosuch=1", "agent.nosuch", False),
+    ("env.id=NoSuchEnv-v0", "env.id"),
+    ("env.id=CartPole-v1", "env.id"),
+    ("env.id=Pendulm-v1", "env.id"),
+    ("env.id=nosuchmodule:Foo-v0", "env.id"),
+    ("+env.kwargs.no_such_option=1", "env.kwargs"),
+    ("env.kwargs=5", "env.kwargs"),
+    ("steps=0", "steps"),
+    ("steps=-5", "steps"),
+    ("precision=fp16", "precision"),
+    ("device=tpu", "device"),
+    ("+agent.nosuch=1", "agent.nosuch"),
+    ("agent.tau=2", "agent.tau"),
+    ("eval.video=sometimes", "eval.video"),
+    ("logger.wandb.mode=maybe", "logger.wandb.mode"),
+    ("agent.depth=1.5", "agent.depth"),
+    ("eval.episodes=1.5", "eval.episodes"),
 ]
 
 
-@pytest.mark.parametrize("override, field, ours", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
+@pytest.mark.parametrize("override, field", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
+def test_bad_input_names_the_field_before_anything_runs(tmp_path: Path, override: str, field: str):
+    # in-process: the run builds its Workspace from the composed config; pbrl-train turns this ConfigError
+    # into its one error line (the command-line cases below check that path end to end)
+    with pytest.raises(ConfigError) as err:
+        Workspace(tiny_config("steps=50", "seed_steps=50", override), tmp_path / "run")
+    assert err.value.field == field and str(err.value).startswith(f"{field}: "), str(err.value)
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+# the command-line path, end to end: pbrl's own errors (exit 2, one line) and hydra's (keys not in the config)
+CLI_BAD_INPUT = [("steps=0", "steps", True), ("env.id=Pendulm-v1", "env.id", True), ("foo=1", "foo", False),
+                 ("agent.nosuch=1", "agent.nosuch", False)]
+
+
+@pytest.mark.parametrize("override, field, ours", CLI_BAD_INPUT, ids=[b[0] for b in CLI_BAD_INPUT])
 def test_bad_input_is_one_line_not_a_traceback(tmp_path: Path, override: str, field: str, ours: bool):
     # a short run, so that input that slips through validation fails (or ends) in seconds; the bad override last
     args = [f"hydra.run.dir={tmp_path / 'run'}", *TINY, "steps=50", "seed_steps=50", "eval.episodes=1",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,23 +28,6 @@ def fake_runs(tmp_path: Path, fake_run) -> Path:
     (failed / "run.json").write_text(json.dumps({"status": "failed", "error": "RuntimeError: NaN in the critic loss",
                                                  "command": "pbrl-train seed=2", "host": "test", "cpu": "test"}))
     return root
-
-
-@pytest.fixture
-def python3_kernel(tmp_path: Path, monkeypatch) -> str:
-    """Kernel ``python3`` = this interpreter, whatever kernel specs the machine has installed.
-
-    JUPYTER_PATH comes first in jupyter's search path, so this spec shadows a ``python3`` that
-    might point at another Python without pbrl installed.
-    """
-    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (pbrl tests)", "language": "python"}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")  # %matplotlib inline overrides it; no display either way
-    return "python3"
 
 
 def test_notebooks_exist():
@@ -81,19 +63,3 @@ def test_notebook_runs(path: Path, fake_runs: Path, python3_kernel: str, monkeyp
         tables = [out.get("data", {}).get("text/plain", "") for out in outputs]
         poi = next(table for table in tables if "P(A > B)" in table)
         assert "Pendulum-v1" in poi and "Hopper-v5" not in poi and " 1.0 " in poi
-
-
-def test_the_analysis_notebook_runs_on_a_real_tiny_sweep(tiny_sweep: Path, python3_kernel: str, monkeypatch):
-    """The notebook on the 2x2 submitit sweep that tests/conftest.py makes (stopped, relaunched, one failed cell)."""
-    monkeypatch.setenv("PBRL_RUNS", str(tiny_sweep))
-    monkeypatch.setenv("PBRL_BY", "teacher.name,query.selection")
-    path = REPO / "notebooks" / "analysis.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(nb, kernel_name=python3_kernel, timeout=120,
-                            resources={"metadata": {"path": str(path.parent)}}).execute()
-    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
-    text = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
-    shown = "".join(out.get("data", {}).get("text/plain", "") for out in outputs)
-    assert "5 runs below" in text and "4 finished" in text and "1 failed" in text, text
-    assert "feedback.segment" in shown  # the failed cell's error line
-    assert "P(query.selection=" in text and any("image/png" in out.get("data", {}) for out in outputs)

@@ -11,6 +11,7 @@ import json
 import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,28 +33,34 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_rounds_follow_the_pebble_schedule_and_the_budget(tmp_path):
-    ws = Workspace(tiny_config(*SCHEDULE), tmp_path / "run")
+@pytest.fixture(scope="module")
+def schedule_run(tmp_path_factory) -> SimpleNamespace:
+    """One SCHEDULE run, watched: what the agent observed, the rewards of its updates, when its critic was reset."""
+    run = tmp_path_factory.mktemp("pebble") / "run"
+    ws = Workspace(tiny_config(*SCHEDULE, "eval.every=800"), run)
+    seen = SimpleNamespace(ws=ws, run=run, observed=[], rewards=[], resets=[])
+    observe, update, reset = ws.agent.observe, ws.agent.update, ws.agent.reset_critic
+    ws.agent.observe = lambda step: (seen.observed.append(step), observe(step))[1]
+    ws.agent.update = lambda batch: (seen.rewards.append(batch.reward.clone()), update(batch))[1]
+    ws.agent.reset_critic = lambda: (seen.resets.append(ws.step), reset())[1]
     ws.train()
-    rounds = _rows(tmp_path / "run" / "rounds.csv")
+    return seen
+
+
+def test_rounds_follow_the_pebble_schedule_and_the_budget(schedule_run):
+    ws = schedule_run.ws
+    rounds = _rows(schedule_run.run / "rounds.csv")
     # first round right after pretraining (step 500), then every 200 steps until 30 queries are asked
     assert [int(r["env_step"]) for r in rounds] == [500, 700, 900, 1100]
     assert [int(r["feedback_asked"]) for r in rounds] == [8, 16, 24, 30]  # the last round is cut to the budget
     assert ws.feedback.learner.asked == 30 and len(ws.feedback.learner.labels) == 30  # the oracle skips nothing
 
 
-def test_the_true_reward_never_reaches_the_agent_or_the_reward_model(tmp_path):
-    ws = Workspace(tiny_config(*SCHEDULE), tmp_path / "run")
+def test_the_true_reward_never_reaches_the_agent_or_the_reward_model(schedule_run):
+    ws = schedule_run.ws
     # what the agent observes carries NaN as the env's reward: the true reward exists only in the ledger
-    observed = []
-    observe = ws.agent.observe
-    ws.agent.observe = lambda step: (observed.append(step), observe(step))[1]
-    seen = []
-    update = ws.agent.update
-    ws.agent.update = lambda batch: (seen.append(batch.reward.clone()), update(batch))[1]
-    ws.train()
-    rewards = torch.cat(seen)
-    assert len(observed) == 1600 and all(np.isfinite(step.reward).all() for step in observed)
+    rewards = torch.cat(schedule_run.rewards)
+    assert len(schedule_run.observed) == 1600 and all(np.isfinite(step.reward).all() for step in schedule_run.observed)
     assert torch.isfinite(rewards).all()  # a leaked NaN would show here (and in the critic loss)
     assert all(math.isfinite(v) for v in ws.agent.metrics().values())
     # every stored reward is the current model's prediction (relabelled, or predicted at the step
@@ -66,6 +73,25 @@ def test_the_true_reward_never_reaches_the_agent_or_the_reward_model(tmp_path):
     assert not np.allclose(buffer.reward[:size], ws.feedback.ledger.reward[:size], atol=0.1)
     # the labels hold observations, actions and orderings only
     assert set(ws.feedback.learner.labels.state_dict()) == {"obs", "action", "ranking", "equal"}
+
+
+def test_the_critic_is_reset_after_the_first_round_only(schedule_run):
+    assert schedule_run.resets == [500]
+
+
+def test_summary_and_metrics_carry_the_preference_diagnostics(schedule_run):
+    run = schedule_run.run
+    summary = json.loads((run / "summary.json").read_text())
+    for key in ("final_eval_return", "final_eval_learned_return", "feedback_asked", "labels", "labels_first",
+                "labels_second", "labels_equal", "labels_skip", "reward_heldout_acc", "reward_train_acc",
+                "reward_correlation", "relabel_s", "reward_rounds_s"):
+        assert key in summary, key
+    assert summary["labels_first"] + summary["labels_second"] == 30 and summary["labels_skip"] == 0
+    rows = _rows(run / "metrics.csv")
+    assert [int(r["env_step"]) for r in rows] == [800, 1600]
+    assert all(math.isfinite(float(r["eval_learned_return_mean"])) for r in rows)
+    episodes = _rows(run / "episodes.csv")
+    assert float(episodes[0]["return"]) < -100  # the true return of a random Pendulum episode, from the ledger
 
 
 def test_pretraining_updates_use_the_state_entropy_bonus(tmp_path):
@@ -83,15 +109,6 @@ def test_pretraining_updates_use_the_state_entropy_bonus(tmp_path):
     assert (batch.reward > 0).all() and torch.allclose(ratio, ratio[0].expand_as(ratio), rtol=1e-4)
 
 
-def test_the_critic_is_reset_after_the_first_round_only(tmp_path):
-    ws = Workspace(tiny_config(*SCHEDULE), tmp_path / "run")
-    resets = []
-    reset = ws.agent.reset_critic
-    ws.agent.reset_critic = lambda: (resets.append(ws.step), reset())[1]
-    ws.train()
-    assert resets == [500]
-
-
 def test_a_tiny_pendulum_run_learns_a_reward_correlated_with_the_true_one(tmp_path):
     """Issue 4: a classic-control run learns a reward with correlation > 0.7 in under 2 minutes on CPU."""
     started = time.perf_counter()
@@ -103,21 +120,6 @@ def test_a_tiny_pendulum_run_learns_a_reward_correlated_with_the_true_one(tmp_pa
     assert summary["reward_correlation"] > 0.7, summary
     assert elapsed < 120
     assert summary["labels"] == 120 and summary["reward_heldout_acc"] > 0.5
-
-
-def test_summary_and_metrics_carry_the_preference_diagnostics(tmp_path):
-    Workspace(tiny_config(*SCHEDULE, "eval.every=800"), tmp_path / "run").train()
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    for key in ("final_eval_return", "final_eval_learned_return", "feedback_asked", "labels", "labels_first",
-                "labels_second", "labels_equal", "labels_skip", "reward_heldout_acc", "reward_train_acc",
-                "reward_correlation", "relabel_s", "reward_rounds_s"):
-        assert key in summary, key
-    assert summary["labels_first"] + summary["labels_second"] == 30 and summary["labels_skip"] == 0
-    rows = _rows(tmp_path / "run" / "metrics.csv")
-    assert [int(r["env_step"]) for r in rows] == [800, 1600]
-    assert all(math.isfinite(float(r["eval_learned_return_mean"])) for r in rows)
-    episodes = _rows(tmp_path / "run" / "episodes.csv")
-    assert float(episodes[0]["return"]) < -100  # the true return of a random Pendulum episode, from the ledger
 
 
 def test_a_resumed_preference_run_keeps_its_labels_and_schedule(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for snapshot/resume in ``pbrl/workspace.py``: a killed run picks up where its snapshot left it."""
+"""Tests for snapshot/resume in ``pbrl/workspace.py``: a killed run or multirun picks up where it left off."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,44 +36,85 @@ def _wait_for(predicate, proc: subprocess.Popen, timeout: float, what: str) -> N
         time.sleep(0.02)
 
 
-def test_killed_run_resumes_to_the_end(tmp_path: Path):
-    run_dir = tmp_path / "run"
-    args = ["steps=3000", "seed_steps=200", "snapshot.every=500", "eval.every=1000", "eval.episodes=1",
-            "eval.video=none", "logger.tensorboard=false", f"hydra.run.dir={run_dir}", *TINY]
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that still run (zombies, already dead, do not count)."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no procfs: ask the kernel whether the group has any member at all
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        return [pgid]
+    live = []
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state not in ("Z", "X"):
+            live.append(int(stat.parent.name))
+    return live
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every joblib/loky worker (they share its process group)."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _live_members(proc.pid):
+        assert time.monotonic() < deadline, f"processes survived the kill: {_live_members(proc.pid)}"
+        time.sleep(0.05)
+
+
+def test_a_killed_multirun_resumes_to_the_end_reruns_as_a_no_op_and_reports(tmp_path: Path):
+    """A joblib multirun (2 jobs in parallel) killed outright, past a snapshot and an evaluation of each run."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "env.id=Pendulum-v1", "seed=0,1", "steps=2000", "seed_steps=200", "snapshot.every=500",
+            "eval.every=1000", "eval.episodes=1", "eval.video=none", "logger.tensorboard=false",
+            f"hydra.sweep.dir={sweep}", *TINY]
     proc = start_train(args, tmp_path, tmp_path / "first.log")
     try:
-        # past a snapshot and past the first evaluation: the killed run has logged rows the snapshot lacks
-        _wait_for(lambda: (run_dir / "snapshot.pt").exists() and (run_dir / "metrics.csv").exists(), proc, 180,
-                  "the first snapshot and evaluation")
+        # the killed runs have logged rows their snapshots lack
+        _wait_for(lambda: len(list(sweep.glob("*/snapshot.pt"))) == 2 and len(list(sweep.glob("*/metrics.csv"))) == 2,
+                  proc, 180, "both runs' first snapshot and evaluation")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert not (run_dir / "summary.json").exists()
+        _kill_group(proc)
+    runs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert [("seed=0" in r.name, "seed=1" in r.name) for r in runs] == [(True, False), (False, True)]
+    assert not any((r / "summary.json").exists() for r in runs), "a run finished before the kill"
 
     second = run_train(args, tmp_path)
     assert second.returncode == 0, second.stdout
-    match = re.search(r"resumed .* at step (\d+)", second.stdout)
-    assert match, second.stdout
-    assert 500 <= int(match.group(1)) < 3000 and int(match.group(1)) % 500 == 0
-
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["env_steps"] == 3000
-    assert [int(r["env_step"]) for r in _rows(run_dir / "metrics.csv")] == [1000, 2000, 3000]
-    episodes = _rows(run_dir / "episodes.csv")
-    numbers = [int(r["episode"]) for r in episodes]
-    assert numbers == sorted(set(numbers)), numbers  # strictly increasing: no episode logged twice
-    env_steps = [int(r["env_step"]) for r in episodes]
-    assert env_steps == sorted(set(env_steps)) and env_steps[-1] <= 3000
-    assert len(numbers) >= 14  # 3000 steps of 200-step episodes, one cut short by the kill
-    assert not (run_dir / "snapshot.pt").exists()
+    resumed = [int(step) for step in re.findall(r"resumed .* at step (\d+)", second.stdout)]
+    assert len(resumed) == 2 and all(500 <= step < 2000 and step % 500 == 0 for step in resumed), second.stdout
+    summaries = {}
+    for run in runs:
+        summaries[run] = json.loads((run / "summary.json").read_text())
+        assert summaries[run]["env_steps"] == 2000
+        assert [int(r["env_step"]) for r in _rows(run / "metrics.csv")] == [1000, 2000]
+        episodes = _rows(run / "episodes.csv")
+        numbers = [int(r["episode"]) for r in episodes]
+        assert numbers == sorted(set(numbers)), numbers  # strictly increasing: no episode logged twice
+        env_steps = [int(r["env_step"]) for r in episodes]
+        assert env_steps == sorted(set(env_steps)) and env_steps[-1] <= 2000
+        assert len(numbers) >= 9  # 2000 steps of 200-step episodes, one cut short by the kill
+        assert not (run / "snapshot.pt").exists()
+    assert sorted(s["seed"] for s in summaries.values()) == [0, 1]
 
     started = time.monotonic()
     third = run_train(args, tmp_path)
     assert third.returncode == 0, third.stdout
-    assert "already finished" in third.stdout
+    assert third.stdout.count("already finished") == 2, third.stdout
     assert time.monotonic() - started < 120  # start-up only (imports are slow on a loaded machine)
-    assert json.loads((run_dir / "summary.json").read_text()) == summary  # untouched
+    for run in runs:
+        assert json.loads((run / "summary.json").read_text()) == summaries[run]  # untouched
+
+    report = subprocess.run([sys.executable, "-m", "pbrl.report", str(sweep), "--by", "seed",
+                             "--out", str(tmp_path / "rep")], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=180)
+    assert report.returncode == 0 and "Traceback" not in report.stdout, report.stdout
+    assert "seed" in (tmp_path / "rep" / "report.md").read_text()
 
 
 def _capture(ws: Workspace) -> dict:

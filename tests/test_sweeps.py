@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import RUN, run_train, start_train, wait_for
+from helpers import REPO, RUN, run_train, start_train, wait_for
 
 from pbrl.errors import ConfigError
 from pbrl.lifecycle import RunRecord, load_snapshot_file, save_snapshot_file
@@ -216,3 +216,20 @@ def test_cluster_sweeps_log_to_wandb_offline_unless_told_and_share_a_group():
         sweep_wandb(wandb, "walker_sweep", "seed=1,teacher=mistake", launcher, overrides)
         assert wandb["mode"] == mode and wandb["group"] == "walker_sweep"
         assert wandb["tags"] == ["seed=1", "teacher=mistake"]
+
+
+def test_the_analysis_notebook_reads_the_sweep(tiny_sweep: Path, python3_kernel: str, monkeypatch):
+    """The notebook on the 2x2 submitit sweep that tests/conftest.py makes (stopped, relaunched, one failed cell)."""
+    nbformat, nbclient = pytest.importorskip("nbformat"), pytest.importorskip("nbclient")
+    monkeypatch.setenv("PBRL_RUNS", str(tiny_sweep))
+    monkeypatch.setenv("PBRL_BY", "teacher.name,query.selection")
+    path = REPO / "notebooks" / "analysis.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name=python3_kernel, timeout=120,
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    text = "".join(out.get("text", "") for out in outputs if out.output_type == "stream")
+    shown = "".join(out.get("data", {}).get("text/plain", "") for out in outputs)
+    assert "5 runs below" in text and "4 finished" in text and "1 failed" in text, text
+    assert "feedback.segment" in shown  # the failed cell's error line
+    assert "P(query.selection=" in text and any("image/png" in out.get("data", {}) for out in outputs)
