@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,dmc,metaworld]"
 	touch $@
 
 # The benchmark's peers (stable-baselines3, SBX and CPU JAX), installed by `make bench` only.

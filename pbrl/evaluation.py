@@ -22,22 +22,23 @@ class Evaluator:
     def __init__(self, cfg: Mapping[str, Any], run_dir: Path, say: Callable[..., None]):
         self.cfg, self.run_dir, self.say = cfg, run_dir, say
         self.env = make_env(cfg["env"]["id"], cfg["env"].get("kwargs"), cfg["env"].get("max_episode_steps"),
-                            render_mode="rgb_array" if cfg["eval"]["video"] != "none" else None)
+                            render_mode="rgb_array" if cfg["eval"]["video"] != "none" else None,
+                            action_repeat=cfg["env"].get("action_repeat", 1))
         self._renderer: FrameRenderer | None = None
         self._video_failed = False
 
     def evaluate(self, agent, step: int, learned_return: Callable[[np.ndarray, np.ndarray], float | None],
                  final: bool = False) -> dict:
-        """One metrics row: mean/std return (and the learned reward's return, and flips, where asked for)."""
+        """One metrics row: mean/std return (and the learned reward's return, flips and success, where they exist)."""
         mode = self.cfg["eval"]["video"]
         record = mode == "all" or (mode == "last" and final)
-        returns, learned, flips = [], [], []
+        returns, learned, flips, successes = [], [], [], []
         for i in range(self.cfg["eval"]["episodes"]):
             frames = [] if (record and i == 0) else None
             trajectory: list = []
             qpos: list | None = [] if "flips" in self.cfg["eval"]["metrics"] else None
             returns.append(self._episode(agent, seed=self.cfg["seed"] + 1_000_000 + i, frames=frames,
-                                         trajectory=trajectory, qpos=qpos))
+                                         trajectory=trajectory, qpos=qpos, successes=successes))
             value = learned_return(np.stack([o for o, _ in trajectory]), np.stack([a for _, a in trajectory]))
             if value is not None:
                 learned.append(value)
@@ -46,6 +47,8 @@ class Evaluator:
             if frames:
                 self._save_video(frames, step)
         row = {"env_step": step, "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns))}
+        if successes:  # Meta-World: the share of episodes whose success flag was raised at some step
+            row["eval_success_rate"] = float(np.mean(successes))
         if learned:
             row["eval_learned_return_mean"] = float(np.mean(learned))
         if flips:  # backward turns per episode; share of episodes with a whole turn, and with a landed one
@@ -55,20 +58,24 @@ class Evaluator:
             row["eval_landed_mean"] = float(np.mean([f["landed"] for f in flips]))
         return row
 
-    def _episode(self, agent, seed: int, frames: list | None, trajectory: list, qpos: list | None = None) -> float:
-        """One deterministic episode's return; fills ``frames``, ``trajectory`` (obs, action) and ``qpos`` if given."""
+    def _episode(self, agent, seed: int, frames: list | None, trajectory: list, qpos: list | None = None,
+                 successes: list | None = None) -> float:
+        """One deterministic episode's return; fills ``frames``, ``trajectory`` (obs, action) and ``qpos`` if given,
+        and appends whether the env reported ``info["success"]`` during the episode to ``successes`` (if it has one)."""
         env = self.env
         obs, _ = env.reset(seed=seed)
         if qpos is not None:
             qpos.append(env.unwrapped.data.qpos.copy())
         stride = frame_stride(env.metadata.get("render_fps"))
-        total, t, done = 0.0, 0, False
+        total, t, done, success = 0.0, 0, False, None
         while not done:
             if frames is not None and t % stride == 0:
                 self._grab_frame(frames)
             action = agent.act(obs, deterministic=True)
             trajectory.append((obs, action))
-            obs, reward, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action)
+            if "success" in info:
+                success = bool(success) or bool(info["success"])
             if qpos is not None:
                 qpos.append(env.unwrapped.data.qpos.copy())
             total += float(reward)
@@ -76,6 +83,8 @@ class Evaluator:
             done = terminated or truncated
         if frames is not None:
             self._grab_frame(frames)
+        if success is not None and successes is not None:
+            successes.append(success)
         return total
 
     def _grab_frame(self, frames: list) -> None:
@@ -97,3 +106,10 @@ class Evaluator:
             write_mp4(self.run_dir / "videos" / f"eval_{step:08d}.mp4", frames, fps)
         except Exception as exc:
             self.say(f"warning: could not write video ({type(exc).__name__}: {exc})", error=True)
+
+    def close(self) -> None:
+        """Free the renderer's GL context and the env."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        self.env.close()

@@ -35,6 +35,10 @@ def validate(cfg: Mapping[str, Any]) -> None:
                                           f"not {cfg['env']['id']}")
     check_int("snapshot.every", cfg["snapshot"]["every"], minimum=0)
     check_choice("logger.wandb.mode", cfg["logger"]["wandb"].get("mode", "disabled"), WANDB_MODES)
+    check_int("env.action_repeat", cfg["env"].get("action_repeat", 1), minimum=1)
+    if cfg["env"].get("action_repeat", 1) != 1 and cfg.get("teacher", {}).get("name") == "human":
+        raise ConfigError("env.action_repeat", "a person's clips show one frame per stored step; teacher=human "
+                                               "needs env.action_repeat=1")
     if not isinstance(cfg["env"].get("terminate", True), bool):
         raise ConfigError("env.terminate", f"got {cfg['env']['terminate']!r}; allowed: true, false")
     limit = cfg["env"].get("max_episode_steps")
@@ -71,6 +75,9 @@ def _env_parameters(env_id: str) -> set[str]:
 
     import gymnasium
 
+    from pbrl.envs import suites
+
+    suites.register(env_id)
     entry = gymnasium.spec(env_id).entry_point
     env_cls = gymnasium.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
     try:

@@ -40,7 +40,7 @@ def write_summary(path: Path, run: Mapping[str, Any], eval_rows: Sequence[Mappin
                "gymnasium_version": gymnasium.__version__, "mujoco_version": mujoco.__version__, **feedback}
     if "eval_learned_return_mean" in last:
         summary["final_eval_learned_return"] = last["eval_learned_return_mean"]
-    summary.update({f"final_{k}": last[k] for k in FLIP_KEYS if k in last})
+    summary.update({f"final_{k}": last[k] for k in (*FLIP_KEYS, "eval_success_rate") if k in last})
     # strict JSON: a metric that is not defined yet (NaN) is written as null
     summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
     tmp = path.with_suffix(".tmp")

@@ -61,7 +61,8 @@ class Workspace:
         self.rng = set_seed(cfg["seed"])
 
         env_cfg = cfg["env"]
-        probe = make_env(env_cfg["id"], train_kwargs(env_cfg), env_cfg.get("max_episode_steps"))
+        repeat = env_cfg.get("action_repeat", 1)
+        probe = make_env(env_cfg["id"], train_kwargs(env_cfg), env_cfg.get("max_episode_steps"), action_repeat=repeat)
         self.spec = spec_of(probe, env_cfg["id"])
         probe.close()
         if self.spec.max_episode_steps is None:
@@ -77,7 +78,7 @@ class Workspace:
         self.cfg = cfg = self.feedback.cfg  # a person's teacher may lengthen feedback.segment
         self._write_config()
         self.envs = TrainEnvs(env_cfg["id"], train_kwargs(env_cfg), env_cfg.get("max_episode_steps"), self.n_envs,
-                              cfg["agent"].get("vector_env", "sync"), self.rng, self.spec.sim_state_dim)
+                              cfg["agent"].get("vector_env", "sync"), self.rng, self.spec.sim_state_dim, repeat)
         self.evaluator = Evaluator(cfg, self.run_dir, self.say)
 
         self.step = 0  # environment steps taken (all envs together)
@@ -123,6 +124,7 @@ class Workspace:
         finally:
             self.feedback.close()  # a person's viewer and clip renderer stop with the run
             self.envs.close()
+            self.evaluator.close()  # its GL context goes before the interpreter's teardown
 
     def _train(self) -> dict:
         done = self.finished()

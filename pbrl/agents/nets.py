@@ -45,6 +45,27 @@ def mlp(in_dim: int, hidden_dim: int, depth: int, out_dim: int, activation: type
     return nn.Sequential(*layers)
 
 
+INITS = ("default", "orthogonal")
+
+
+@torch.no_grad()
+def init_weights_(module: nn.Module, scheme: str) -> nn.Module:
+    """Re-initialise ``module``'s layers: ``default`` keeps torch's nn.Linear init; ``orthogonal`` gives
+    orthogonal weights (gain 1) and zero biases, as B-Pref's and DrQ's ``utils.weight_init`` do."""
+    if scheme == "default":
+        return module
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.orthogonal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, EnsembleMLP):
+            for w, b in zip(layer.weights, layer.biases):
+                for member in w:  # [in, out]: orthogonal like nn.Linear's [out, in] weight, transposed
+                    nn.init.orthogonal_(member.T)
+                b.zero_()
+    return module
+
+
 class EnsembleMLP(nn.Module):
     """E independent MLPs evaluated together.
 

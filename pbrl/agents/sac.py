@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from pbrl.agents.base import RewardChange, Transitions
-from pbrl.agents.nets import EnsembleMLP, fp32_output, mlp
+from pbrl.agents.nets import INITS, EnsembleMLP, fp32_output, init_weights_, mlp
 from pbrl.agents.optim import Adam, make_adam
 from pbrl.buffers.replay import Batch, ReplayBuffer
-from pbrl.errors import ConfigError
+from pbrl.errors import ConfigError, check_choice
 from pbrl.reward.source import RewardSource
 
 LOG_2PI = math.log(2 * math.pi)
@@ -47,9 +47,11 @@ class SACConfig:
     target_update_every: int = 1
     log_std_min: float = -5.0
     log_std_max: float = 2.0
+    init: str = "default"  # default (torch's nn.Linear init) | orthogonal (B-Pref)
 
     def check(self) -> None:
         """Raise ConfigError naming the first invalid field (types are checked by agent_config)."""
+        check_choice("agent.init", self.init, INITS)
         if not 0 < self.tau <= 1:
             raise ConfigError("agent.tau", f"got {self.tau!r}; must be in (0, 1]")
         if not 0 <= self.discount <= 1:
@@ -98,9 +100,10 @@ class SAC:
         self.device = torch.device(device)
         self.precision = precision
         self.action_dim = action_dim
-        self.actor = Actor(obs_dim, action_dim, cfg.hidden_dim, cfg.depth, cfg.log_std_min,
-                           cfg.log_std_max).to(self.device)
-        self.critic = EnsembleMLP(cfg.num_critics, obs_dim + action_dim, cfg.hidden_dim, cfg.depth, 1).to(self.device)
+        self.actor = init_weights_(Actor(obs_dim, action_dim, cfg.hidden_dim, cfg.depth, cfg.log_std_min,
+                                         cfg.log_std_max), cfg.init).to(self.device)
+        self.critic = init_weights_(EnsembleMLP(cfg.num_critics, obs_dim + action_dim, cfg.hidden_dim, cfg.depth, 1),
+                                    cfg.init).to(self.device)
         self.critic_target = EnsembleMLP(cfg.num_critics, obs_dim + action_dim, cfg.hidden_dim, cfg.depth,
                                          1).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
@@ -212,15 +215,16 @@ class SAC:
 
     def reset_critic(self) -> None:
         """Fresh critics, targets and critic optimiser (PEBBLE does this after pretraining); actor and alpha kept."""
-        self.critic = EnsembleMLP(self.cfg.num_critics, self.critic.weights[0].shape[1], self.cfg.hidden_dim,
-                                  self.cfg.depth, 1).to(self.device)
+        self.critic = init_weights_(EnsembleMLP(self.cfg.num_critics, self.critic.weights[0].shape[1],
+                                                self.cfg.hidden_dim, self.cfg.depth, 1), self.cfg.init).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_opt = self._adam(self.critic.parameters(), self.cfg.critic_lr)
 
     def reset_actor(self) -> None:
         """Fresh actor, actor optimiser and temperature (back to ``init_alpha``); critics kept."""
-        self.actor = Actor(self.actor.net[0].in_features, self.action_dim, self.cfg.hidden_dim, self.cfg.depth,
-                           self.cfg.log_std_min, self.cfg.log_std_max).to(self.device)
+        self.actor = init_weights_(Actor(self.actor.net[0].in_features, self.action_dim, self.cfg.hidden_dim,
+                                         self.cfg.depth, self.cfg.log_std_min, self.cfg.log_std_max),
+                                   self.cfg.init).to(self.device)
         self.actor_opt = self._adam(self.actor.parameters(), self.cfg.actor_lr)
         with torch.no_grad():
             self.log_alpha.fill_(math.log(self.cfg.init_alpha))

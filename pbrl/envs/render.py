@@ -30,11 +30,15 @@ def configure_mujoco_gl() -> str | None:
     return None
 
 
+FIXED_CAMERA = "topview"  # Meta-World's overhead camera; its corner cameras render upside down
+
+
 class FrameRenderer:
     """Renders RGB frames of an environment's current state.
 
     For MuJoCo tasks it drives ``mujoco.Renderer`` directly with a camera that tracks the root body
-    and with shadows, reflections, the skybox and multisampling off: under software GL (Mesa's
+    (or, in a scene with a camera named ``topview`` such as Meta-World's, that fixed camera) and with
+    shadows, reflections, the skybox and multisampling off: under software GL (Mesa's
     llvmpipe, no GPU) a 640x480 Hopper frame then costs ~24 ms of CPU instead of ~70 with
     multisampling and skybox (AMD EPYC, 2026-12-02; experiments/results/bench_clips.md), and
     shadows cost ~5x more again. The sky is black. Other tasks fall back to ``env.render()``,
@@ -42,13 +46,15 @@ class FrameRenderer:
     """
 
     def __init__(self, env, width: int = 320, height: int = 240):
+        from pbrl.envs.make import mujoco_model_data
+
         self.env = env
-        self.unwrapped = env.unwrapped
         self._renderer = None
-        if hasattr(self.unwrapped, "model") and hasattr(self.unwrapped, "data"):
+        handles = mujoco_model_data(env)  # gymnasium's, Meta-World's and DeepMind Control's MuJoCo tasks
+        if handles is not None:
             import mujoco
 
-            model = self.unwrapped.model
+            model, self._data = handles
             self._mujoco = mujoco
             # the offscreen buffer is as large as the model asks (often 640 x 480): grow it for larger frames
             model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
@@ -56,11 +62,16 @@ class FrameRenderer:
             model.vis.quality.offsamples = 0  # 4x multisampling doubles llvmpipe's cost; at 480p edges stay clean enough
             self._renderer = mujoco.Renderer(model, height, width)
             self._camera = mujoco.MjvCamera()
-            self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-            self._camera.trackbodyid = 1 if model.nbody > 1 else 0
-            self._camera.distance = min(float(model.stat.extent) * 0.8, 3.5)  # metres; locomotion bodies are 1-2 m
-            self._camera.elevation = -15.0
-            self._camera.azimuth = 90.0
+            fixed = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, FIXED_CAMERA)
+            if fixed >= 0:  # a manipulation scene (Meta-World): its overhead camera shows the arm, object and goal
+                self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+                self._camera.fixedcamid = fixed
+            else:  # locomotion: follow the body
+                self._camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+                self._camera.trackbodyid = 1 if model.nbody > 1 else 0
+                self._camera.distance = min(float(model.stat.extent) * 0.8, 3.5)  # metres; the bodies are 1-2 m
+                self._camera.elevation = -15.0
+                self._camera.azimuth = 90.0
 
     def render(self) -> np.ndarray:
         """One ``[H, W, 3]`` uint8 frame of the current state."""
@@ -70,7 +81,7 @@ class FrameRenderer:
                 raise RuntimeError("env.render() returned None; make the env with render_mode='rgb_array'")
             return np.asarray(frame)
         r = self._renderer
-        r.update_scene(self.unwrapped.data, camera=self._camera)
+        r.update_scene(self._data, camera=self._camera)
         flags = r.scene.flags
         flags[self._mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         flags[self._mujoco.mjtRndFlag.mjRND_REFLECTION] = 0

@@ -31,16 +31,17 @@ class SimStateInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, {**info, "sim_state": get_sim_state(self.env)}
 
 
-def _maker(env_id: str, kwargs: Mapping[str, Any] | None, max_episode_steps: int | None) -> Callable[[], gym.Env]:
-    return lambda: SimStateInfo(make_env(env_id, kwargs, max_episode_steps))
+def _maker(env_id: str, kwargs: Mapping[str, Any] | None, max_episode_steps: int | None,
+           action_repeat: int) -> Callable[[], gym.Env]:
+    return lambda: SimStateInfo(make_env(env_id, kwargs, max_episode_steps, action_repeat=action_repeat))
 
 
 class TrainEnvs:
     """``n`` training envs; see the module docstring."""
 
     def __init__(self, env_id: str, kwargs: Mapping[str, Any] | None, max_episode_steps: int | None, n: int,
-                 mode: str, rng: np.random.Generator, sim_state_dim: int):
-        fns = [_maker(env_id, kwargs, max_episode_steps) for _ in range(n)]
+                 mode: str, rng: np.random.Generator, sim_state_dim: int, action_repeat: int = 1):
+        fns = [_maker(env_id, kwargs, max_episode_steps, action_repeat) for _ in range(n)]
         vector = SyncVectorEnv if mode == "sync" else AsyncVectorEnv
         self.envs = vector(fns, autoreset_mode=AutoresetMode.DISABLED)
         self.n, self.rng = n, rng
