@@ -21,6 +21,17 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
   counts, pretraining included. The report gives PrefPPO's return as a percentage of PPO's.
   The ``ppo`` arm's runs are experiments/ppo_baseline.py's pbrl runs (``runs/ppo_baseline/pbrl``:
   the same preset and seeds, so the same training; evaluated every 25k steps): each is run once.
+- HalfCheetah's gap (issue 17; not run by default): ``pebble_bpref_sac`` / ``sac_bpref`` are PEBBLE and
+  SAC-true with B-Pref's SAC at CPU width (``agent=sac_bpref_cpu``), so the ratio stays like for like;
+  ``pebble_early`` asks all labels by 20k (9k pretraining, rounds every 1k from 10k);
+  ``pebble_bpref_spacing`` spaces rounds 20k apart as B-Pref's scripts do (10k, 30k, ..., 190k). Screen
+  them with one seed, then confirm the best with three (and its true-reward arm)::
+
+      python experiments/feedback_efficiency.py --tasks halfcheetah --seeds 0 \
+          --methods pebble,sac,pebble_bpref_sac,sac_bpref,pebble_early,pebble_bpref_spacing
+
+  HalfCheetah's SAC and PEBBLE runs keep their last snapshot; ``back_share.md`` beside the report gives
+  each run's share of training steps on its back from 70k to 100k (``halfcheetah_flip.back_share``).
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
 Each (task, method, budget) is one hydra sweep directory,
@@ -60,8 +71,14 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "pebble_scale5": ["reward_model.scale=5"],  # the learned reward x5, near the true reward's range
     "ppo": None,  # PPO on the true reward
     "prefppo": [],  # the task's PrefPPO preset as it is
+    # issue 17's HalfCheetah arms: B-Pref's SAC at CPU width on both sides of the ratio, and the reward's schedule
+    "pebble_bpref_sac": ["agent=sac_bpref_cpu"],
+    "sac_bpref": ["agent=sac_bpref_cpu"],  # the true-reward arm of pebble_bpref_sac
+    "pebble_early": ["pretrain.steps=9000", "feedback.num_interact=1000"],  # rounds at 10k, 11k, ..., 19k
+    "pebble_bpref_spacing": ["pretrain.steps=9000", "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
 }
-BASE = {"sac": "sac", "ppo": "ppo", "prefppo": "prefppo"}  # methods with their own preset (else pebble_<task>)
+BASE = {"sac": "sac", "sac_bpref": "sac", "ppo": "ppo", "prefppo": "prefppo"}  # own preset (else pebble_<task>)
+TRUE_REWARD = ("sac", "sac_bpref", "ppo")  # arms without a teacher: no budget
 PPO_ARMS = ("ppo", "prefppo")  # runs and report under <task>_ppo: the on-policy table apart from PEBBLE's
 BY = "env.id,tag,feedback.max_feedback"  # the report's groups: one per arm and budget
 AT = 200_000  # runs longer than this are also compared at this env step (PPO's 1M-step runs)
@@ -73,7 +90,7 @@ def same_as_preset(task: str, method: str) -> bool:
 
     An arm repeats the preset when each of its overrides sets the value the preset has, or, for a key
     the preset leaves alone, the value of ``conf/config.yaml``."""
-    if not METHODS[method] or method in BASE:
+    if not METHODS[method] or method in BASE or method in TRUE_REWARD:
         return False
     preset = yaml.safe_load((ROOT / "conf" / "experiment" / f"pebble_{task}.yaml").read_text())
     base = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())
@@ -116,9 +133,11 @@ def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> li
         return ppo_overrides(task, steps, seeds)
     common = [f"steps={steps}", f"seed={seeds}", "threads=1", "eval.every=10000",
               "snapshot.every=25000"]
+    if task == "halfcheetah" and method not in PPO_ARMS:  # the last snapshot's episode store: the time on the back
+        common.append("snapshot.keep=true")
     base = BASE.get(method, "pebble")
-    if METHODS[method] is None:
-        return [f"experiment={base}_{task}", f"tag={method}", *common]
+    if method in TRUE_REWARD:
+        return [f"experiment={base}_{task}", f"tag={method}", *(METHODS[method] or []), *common]
     return [f"experiment={base}_{task}", f"tag={method}", f"feedback.max_feedback={budget}",
             f"feedback.mb_size={max(1, budget // 10)}", *METHODS[method], *common]
 
@@ -166,8 +185,8 @@ def main() -> None:
             if same_as_preset(task, method):
                 print(f"{task}: {method} is the preset itself; its row is pebble's", flush=True)
                 continue
-            for budget in ([0] if METHODS[method] is None else budgets):
-                name = method if METHODS[method] is None else f"{method}_{budget}"
+            for budget in ([0] if method in TRUE_REWARD else budgets):
+                name = method if method in TRUE_REWARD else f"{method}_{budget}"
                 sweep = PPO_BASELINE if method == "ppo" else RUNS / "feedback_efficiency" / folder(task, method) / name
                 jobs.append((sweep,
                              overrides(task, method, budget, args.steps, args.seeds)))
@@ -184,6 +203,32 @@ def main() -> None:
                    f"Feedback efficiency on {name}: final eval return at {args.steps} env steps "
                    "(feedback.max_feedback is unused by the true-reward arms)",
                    options=report_options(name, args.steps))
+        if name == "halfcheetah" and sweeps:
+            back_share_table(sweeps, RESULTS / "feedback_efficiency" / name / "back_share.md")
+
+
+def back_share_table(sweeps: list[Path], out: Path, window: tuple[int, int] = (70_000, 100_000)) -> None:
+    """Issue 17's HalfCheetah measure beside the return: the share of training steps on the back in ``window``,
+    read from each run's kept snapshot (runs without one, or not that far yet, are listed as such)."""
+    import json
+
+    from halfcheetah_flip import back_share
+
+    rows = []
+    for run in sorted(r for sweep in sweeps for r in sweep.iterdir() if (r / "config.yaml").exists()):
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
+        share = back_share(run, *window)
+        rows.append((cfg.get("tag", ""), cfg["seed"], share, summary.get("final_eval_return")))
+    lines = [f"# HalfCheetah-v5: share of training steps on the back, {window[0] // 1000}k–{window[1] // 1000}k",
+             "", "Torso pitch past ±90° (`experiments/halfcheetah_flip.py`), from each run's kept snapshot.", "",
+             "| arm | seed | on the back | final eval return |", "|---|---|---|---|"]
+    for tag, seed, share, ret in rows:
+        lines.append(f"| {tag} | {seed} | {'–' if share is None else f'{share:.0%}'} | "
+                     f"{'unfinished' if ret is None else f'{ret:.0f}'} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def folder(task: str, method: str) -> str:
