@@ -31,7 +31,9 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
           --methods pebble,sac,pebble_bpref_sac,sac_bpref,pebble_early,pebble_bpref_spacing
 
   HalfCheetah's SAC and PEBBLE runs keep their last snapshot; ``back_share.md`` beside the report gives
-  each run's share of training steps on its back from 70k to 100k (``halfcheetah_flip.back_share``).
+  each run's share of training steps on its back from 70k to 100k (``halfcheetah_flip.back_share``), and
+  ``probe_turnover_barrier.py SAC_RUN PEBBLE_RUN`` asks of the kept snapshots, with no training, whether
+  the learned reward drops on the way back from the back more than the true reward does.
 The feedback budget (``--budgets``, default 1000) is asked in 10 rounds of budget/10 queries.
 
 Each (task, method, budget) is one hydra sweep directory,

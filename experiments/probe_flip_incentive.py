@@ -35,7 +35,7 @@ from pbrl.agents import make_agent
 from pbrl.envs.make import make_env
 from pbrl.reward.model import RewardModel, RewardModelConfig
 
-from halfcheetah_flip import upside_down
+from halfcheetah_flip import stored_pitch, upside_down
 
 
 def main() -> None:
@@ -51,7 +51,8 @@ def main() -> None:
     env = make_env(cfg["env"]["id"], cfg["env"].get("kwargs"), cfg["env"].get("max_episode_steps"))
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     model = RewardModel(obs_dim, act_dim, RewardModelConfig(**cfg["reward_model"]))
-    model.load_state_dict(state["learner"]["model"])
+    feedback = state.get("feedback", state)  # snapshots since the agent-agnostic loop nest the reward side
+    model.load_state_dict(feedback["learner"]["model"])
 
     def agent(weights: dict):
         a = make_agent(cfg["agent"], obs_dim, act_dim, torch.device("cpu"), "fp32")
@@ -64,7 +65,7 @@ def main() -> None:
     own = agent(state["agent"])
     rng = np.random.default_rng(0)
 
-    print(f"learned reward of {args.run} (step {state['step']}, {state['learner']['asked']} labels, "
+    print(f"learned reward of {args.run} (step {state['step']}, {feedback['learner']['asked']} labels, "
           f"output {cfg['reward_model']['output']})")
     print("| policy | true return | learned return | learned reward / step | upside down |")
     print("|---|---|---|---|---|")
@@ -91,10 +92,11 @@ def main() -> None:
         per_step = sum(learned) / steps
         print(f"| {name} | {np.mean(true):.0f} | {np.mean(learned):.1f} | {per_step:.3f} | {np.mean(flipped):.0%} |")
 
-    buffer, n = state["buffer"], state["buffer"]["size"]
+    buffer = state["agent"]["buffer"] if "agent" in state and "buffer" in state["agent"] else state["buffer"]
+    n = int(buffer["size"])
     learned = buffer["reward"][:n].float().reshape(-1).numpy()  # relabelled with the latest model
-    true = np.asarray(state["ledger"]["reward"][:n], dtype=np.float64).reshape(-1)
-    flipped = upside_down(buffer["sim_state"].numpy()[:n, 2])  # qpos[2] is the torso pitch
+    true = np.asarray(feedback["ledger"]["reward"][:n], dtype=np.float64).reshape(-1)
+    flipped = upside_down(stored_pitch(args.run)[1][:n])  # the torso pitch of each stored step
     print(f"\nstored transitions ({n}, {flipped.mean():.0%} upside down): mean learned reward by true-reward bin")
     print("| true reward per step | upside down | upright |")
     print("|---|---|---|")
