@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from halfcheetah_flip import stored_pitch, upside_down
+
 from pbrl.reward.model import RewardModel, RewardModelConfig
 
 
