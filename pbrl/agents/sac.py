@@ -138,7 +138,8 @@ class SAC:
     def reward_changed(self, change: RewardChange) -> None:
         """Relabel the whole buffer; after the first change, PEBBLE's fresh critic and ``reset_updates`` updates."""
         reward = change.reward
-        self.buffer.relabel(reward, batch_size=reward.batch_size, device=self.device)
+        if not reward.per_batch:  # a per-batch reward (RUNE's) is computed on every sampled batch, never stored
+            self.buffer.relabel(reward, batch_size=reward.batch_size, device=self.device)
         if change.first:  # a fresh critic for the learned reward, then a few updates on the relabelled buffer
             self.reset_critic()
             if change.reset_actor:  # keep only the exploration data of pretraining

@@ -25,6 +25,7 @@ from pbrl.errors import ConfigError
 from pbrl.intrinsic.state_entropy import StateEntropy
 from pbrl.preference.learner import PreferenceLearner
 from pbrl.preference.schedule import FeedbackSchedule, Phase, crossed
+from pbrl.reward.rune import agent_reward
 from pbrl.reward.source import EnvReward, LearnedReward, RewardSource, StateEntropyReward
 from pbrl.teachers import RewardLedger
 
@@ -98,6 +99,8 @@ class PreferenceFeedback(EnvFeedback):
                                         pool=lambda: store.observations().to(device))
         self.learned = LearnedReward(self.learner.model, lambda: self.learner.trainings)
         self.learned.batch_size = int(cfg["reward_model"]["relabel_batch"])
+        self.step = 0  # the run's env step, as last asked for the reward (RUNE's bonus decays with it)
+        self.agent_reward = agent_reward(cfg, self.learned, lambda: self.step)  # the learned reward (+ reward.bonus)
         self.schedule = FeedbackSchedule(cfg["seed_steps"], cfg["pretrain"]["steps"],
                                          int(cfg["feedback"]["num_interact"]))
         self.waiting_since: int | None = None  # step at which a due round began waiting for long-enough episodes
@@ -112,7 +115,8 @@ class PreferenceFeedback(EnvFeedback):
         return self.schedule.phase(step, self.learner.rounds, self.learner.trained)
 
     def reward(self, step: int) -> RewardSource:
-        return self.bonus if self.phase(step) is Phase.PRETRAIN else self.learned
+        self.step = step
+        return self.bonus if self.phase(step) is Phase.PRETRAIN else self.agent_reward
 
     def record(self, rows: np.ndarray, reward: np.ndarray, ended: np.ndarray) -> np.ndarray:
         """The env's true reward of one step goes into the ledger only; the agent's side sees NaN."""
@@ -172,7 +176,8 @@ class PreferenceFeedback(EnvFeedback):
             return
         started = time.perf_counter()  # relabel_s: the agent taking up the new reward (SAC: relabel; first round:
         # also the critic reset and its reset_updates, which the per-step time held before issue 15)
-        agent.reward_changed(RewardChange(self.learned, first, reset_updates=int(self.cfg["feedback"]["reset_updates"]),
+        agent.reward_changed(RewardChange(self.agent_reward, first,
+                                          reset_updates=int(self.cfg["feedback"]["reset_updates"]),
                                           reset_actor=bool(self.cfg["pretrain"]["reset_actor"])))
         stats["relabel_s"] = time.perf_counter() - started
         self.timings["relabel_s"] += stats["relabel_s"]
@@ -276,6 +281,9 @@ def make_feedback(cfg: Mapping[str, Any], store: EpisodeStore, n_envs: int, spec
                   log_round: Callable[[dict], None]) -> EnvFeedback:
     """``EnvFeedback`` for ``teacher.name: none``, else ``PreferenceFeedback`` (``cfg`` as the run resolved it)."""
     if not preference_mode(cfg):
+        if (cfg.get("reward") or {}).get("bonus", "none") != "none":
+            raise ConfigError("reward.bonus", f"got {cfg['reward']['bonus']!r}; a bonus on the learned reward needs "
+                                              "a teacher (teacher=none learns from the env's reward): use none")
         return EnvFeedback(cfg)
     session = None
     if cfg["teacher"]["name"] == "human":  # the run starts what a person needs beside the label store
