@@ -1,4 +1,4 @@
-"""The PEBBLE add-ons as switches (issue 18): RUNE's exploration bonus so far."""
+"""The PEBBLE add-ons as switches (issue 18): RUNE's exploration bonus, QPA's policy-aligned batches."""
 
 from __future__ import annotations
 
@@ -109,3 +109,58 @@ def test_rune_composes_with_a_persons_teacher(tmp_path):
     finally:
         ws.feedback.close()
         ws.envs.close()
+
+
+class _Version:
+    """A stand-in reward source that has (or has not yet) been trained."""
+
+    per_batch, from_env = False, False
+
+    def __init__(self, version: int):
+        self.version = version
+
+
+def _filled_sac(fraction: float, window: int, capacity: int = 500, stored: int = 800):
+    from pbrl.agents.sac import SAC, SACConfig
+
+    agent = SAC(1, 1, SACConfig(hidden_dim=8, batch_size=64, recent_fraction=fraction, recent_window=window),
+                capacity=capacity)
+    for i in range(stored):  # obs = the transition's index: the ring wraps past capacity
+        agent.buffer.add(np.array([i], np.float32), np.zeros(1, np.float32), 0.0, False, np.zeros(1, np.float32))
+    return agent
+
+
+def test_recent_batches_come_from_the_newest_window_even_after_the_ring_wraps():
+    agent = _filled_sac(0.5, window=100)
+    newest = agent.buffer.sample_recent(4000, window=100).obs.reshape(-1)
+    assert newest.min() >= 700 and newest.max() == 799 and len(newest.unique()) == 100
+
+
+def test_qpa_takes_part_of_each_batch_from_recent_steps_only_while_labels_are_collected():
+    agent = _filled_sac(0.5, window=100)
+    torch.manual_seed(0)
+    batch = agent._sample(_Version(1)).obs.reshape(-1)
+    assert len(batch) == 64 and (batch[32:] >= 700).all()  # the second half: the newest 100 of 800 stored
+    assert (batch[:32] < 700).any()  # the first half: the whole buffer (300..799)
+    assert not (agent._sample(_Version(0)).obs.reshape(-1) >= 700).all()  # no learned reward yet: uniform
+    agent.labels_done = True  # set by the last reward change (the budget is used up)
+    torch.manual_seed(0)
+    assert (agent._sample(_Version(1)).obs.reshape(-1) < 700).sum() > 40  # uniform again: ~75 % older steps
+
+
+def test_the_last_round_tells_the_agent_that_labels_are_done(tmp_path):
+    ws = Workspace(tiny_config(*PEBBLE, "agent.recent_fraction=0.5", "agent.recent_window=400"), tmp_path / "run")
+    changes = []
+    changed = ws.agent.reward_changed
+    ws.agent.reward_changed = lambda change: (changes.append((ws.step, change.last)), changed(change))[1]
+    ws.train()
+    assert changes == [(300, False), (500, False), (700, True)]  # 30 labels in rounds of 10
+    assert ws.agent.labels_done
+
+
+@pytest.mark.parametrize("override, field", [("agent.recent_fraction=1.5", "agent.recent_fraction"),
+                                             ("agent.recent_window=0", "agent.recent_window")])
+def test_bad_recent_settings_name_the_field(tmp_path, override, field):
+    with pytest.raises(ConfigError) as err:
+        Workspace(tiny_config(override), tmp_path / "run")
+    assert err.value.field == field

@@ -37,6 +37,7 @@ class RewardChange:
     first: bool  # the first learned reward replaces the exploration bonus
     reset_updates: int = 0  # SAC after the first change: critic reset, then this many updates (feedback.reset_updates)
     reset_actor: bool = False  # SAC after the first change: also a fresh actor and temperature (pretrain.reset_actor)
+    last: bool = False  # the feedback budget is used up: no further change will come
 
 
 @runtime_checkable

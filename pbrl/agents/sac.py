@@ -48,10 +48,16 @@ class SACConfig:
     log_std_min: float = -5.0
     log_std_max: float = 2.0
     init: str = "default"  # default (torch's nn.Linear init) | orthogonal (B-Pref)
+    recent_fraction: float = 0.0  # QPA: this share of each batch from the newest recent_window transitions
+    recent_window: int = 10000  # while the feedback budget lasts (QPA: 10 episodes x 1000 steps)
 
     def check(self) -> None:
         """Raise ConfigError naming the first invalid field (types are checked by agent_config)."""
         check_choice("agent.init", self.init, INITS)
+        if not 0 <= self.recent_fraction <= 1:
+            raise ConfigError("agent.recent_fraction", f"got {self.recent_fraction!r}; must be in [0, 1]")
+        if self.recent_window < 1:
+            raise ConfigError("agent.recent_window", f"got {self.recent_window!r}; must be an integer >= 1")
         if not 0 < self.tau <= 1:
             raise ConfigError("agent.tau", f"got {self.tau!r}; must be in (0, 1]")
         if not 0 <= self.discount <= 1:
@@ -116,6 +122,7 @@ class SAC:
         self.num_updates = 0
         self._metrics: dict[str, torch.Tensor] = {}  # detached tensors; .item() only when logged
         self.buffer = ReplayBuffer(capacity, obs_dim, action_dim, self.device)
+        self.labels_done = False  # the feedback budget is used up (QPA's recent batches stop then)
 
     # ---------------------------------------------------------------------------- the protocol
     def observe(self, step: Transitions) -> None:
@@ -130,14 +137,25 @@ class SAC:
 
     def _replay_update(self, reward: RewardSource) -> None:
         """One update on a sampled batch; a per-batch reward (the k-NN bonus) replaces the stored one."""
-        batch = self.buffer.sample(self.cfg.batch_size)
+        batch = self._sample(reward)
         if reward.per_batch:
             batch = batch._replace(reward=reward(batch.obs, batch.action))
         self.update(batch)
 
+    def _sample(self, reward: RewardSource) -> Batch:
+        """A uniform batch; with ``recent_fraction`` (QPA) part of it from the newest ``recent_window`` transitions,
+        while a learned reward is being trained (after the first round, until the feedback budget is used up)."""
+        n = self.cfg.batch_size
+        recent = round(n * self.cfg.recent_fraction) if reward.version and not self.labels_done else 0
+        if not recent:
+            return self.buffer.sample(n)
+        batch, newest = self.buffer.sample(n - recent), self.buffer.sample_recent(recent, self.cfg.recent_window)
+        return Batch(*(torch.cat(pair) for pair in zip(batch, newest)))
+
     def reward_changed(self, change: RewardChange) -> None:
         """Relabel the whole buffer; after the first change, PEBBLE's fresh critic and ``reset_updates`` updates."""
         reward = change.reward
+        self.labels_done = change.last
         if not reward.per_batch:  # a per-batch reward (RUNE's) is computed on every sampled batch, never stored
             self.buffer.relabel(reward, batch_size=reward.batch_size, device=self.device)
         if change.first:  # a fresh critic for the learned reward, then a few updates on the relabelled buffer
@@ -244,7 +262,7 @@ class SAC:
             "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
             "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(), "num_updates": self.num_updates,
-            "buffer": self.buffer.state_dict(),
+            "labels_done": self.labels_done, "buffer": self.buffer.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -258,5 +276,6 @@ class SAC:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         self.num_updates = state["num_updates"]
+        self.labels_done = state.get("labels_done", False)
         if "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])

@@ -75,6 +75,17 @@ class ReplayBuffer:
             batch = Batch(*(x.to(self.device, non_blocking=True) for x in batch))
         return batch
 
+    def sample_recent(self, batch_size: int, window: int, generator: torch.Generator | None = None) -> Batch:
+        """A uniform minibatch (with replacement) of the newest ``window`` transitions."""
+        window = max(1, min(window, self.size))
+        back = torch.randint(1, window + 1, (batch_size,), generator=generator)
+        idx = (self.pos - back) % self.capacity
+        t = self._torch
+        batch = Batch(t["obs"][idx], t["action"][idx], t["reward"][idx], t["next_obs"][idx], t["terminated"][idx])
+        if self.device.type != "cpu":
+            batch = Batch(*(x.to(self.device, non_blocking=True) for x in batch))
+        return batch
+
     @torch.no_grad()
     def relabel(self, reward_fn: RewardFn, batch_size: int = 65536, device: torch.device | str | None = None) -> None:
         """Rewrite the reward column of every stored transition with ``reward_fn(obs, action)``.

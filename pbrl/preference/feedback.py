@@ -178,7 +178,8 @@ class PreferenceFeedback(EnvFeedback):
         # also the critic reset and its reset_updates, which the per-step time held before issue 15)
         agent.reward_changed(RewardChange(self.agent_reward, first,
                                           reset_updates=int(self.cfg["feedback"]["reset_updates"]),
-                                          reset_actor=bool(self.cfg["pretrain"]["reset_actor"])))
+                                          reset_actor=bool(self.cfg["pretrain"]["reset_actor"]),
+                                          last=self.learner.budget_left <= 0))
         stats["relabel_s"] = time.perf_counter() - started
         self.timings["relabel_s"] += stats["relabel_s"]
         stats["env_step"] = step
