@@ -1,4 +1,4 @@
-"""The PEBBLE add-ons as switches (issue 18): RUNE's exploration bonus, QPA's policy-aligned batches."""
+"""The PEBBLE add-ons as switches (issue 18): RUNE's bonus, QPA's policy-aligned batches, RIME's label filter."""
 
 from __future__ import annotations
 
@@ -164,3 +164,78 @@ def test_bad_recent_settings_name_the_field(tmp_path, override, field):
     with pytest.raises(ConfigError) as err:
         Workspace(tiny_config(override), tmp_path / "run")
     assert err.value.field == field
+
+
+def test_rime_trusts_and_flips_exactly_the_labels_its_thresholds_name():
+    from pbrl.reward.rime import RimeConfig, RimeSelector
+
+    rime = RimeSelector(RimeConfig())
+    # first epoch: the running max starts at 0, so the trust threshold is -ln(1e-8) + min(3 x 1, 3) ~ 21.4
+    first = np.array([0.1, 0.2, 0.3, 8.0])
+    trusted, flipped = rime.select(first, equal=np.zeros(4, bool))
+    assert trusted.all() and flipped.tolist() == [False, False, False, True]  # 8.0 > -ln(0.001) = 6.91
+    assert rime.max == pytest.approx(0.8) and rime.var == pytest.approx(first.var())  # max moves 10 % of the way
+    # second epoch: -ln(0.8) + 0.5 x 0.8 + min(beta_1 x var, 3), beta_1 = 3 - 2/60
+    threshold = -math.log(0.8) + 0.4 + min((3 - 2 / 60) * first.var(), 3.0)
+    assert rime.threshold() == pytest.approx(threshold)
+    losses = np.array([threshold - 0.01, threshold + 0.01, 7.5, 0.05])
+    trusted, flipped = rime.select(losses, equal=np.array([False, False, True, False]))
+    assert trusted.tolist() == [True, False, False, True]
+    assert flipped.tolist() == [False, False, False, False]  # 7.5 is above the flip line but "equal": never flipped
+    assert rime.beta() == pytest.approx(3 - 2 * 2 / 60)
+    rime.epochs = 1000
+    assert rime.beta() == 1.0  # the floor, beta_min
+
+
+def test_rime_epochs_train_on_the_trusted_labels_and_the_flipped_ones_reversed(monkeypatch):
+    from pbrl.reward import model as model_module
+    from pbrl.reward.labels import LabelSet
+
+    class Chosen:  # trusts labels 0 and 1, flips 2, drops 3
+        cfg = type("C", (), {"min_epochs": 0})()
+        last = {}
+
+        def select(self, losses, equal):
+            return np.array([True, True, False, False]), np.array([False, False, True, False])
+
+    labels = LabelSet(2, 5, 3, 1)
+    labels.add(np.random.rand(4, 2, 5, 3), np.random.rand(4, 2, 5, 1), [[0, 1], [0, 1], [0, 1], [1, 0]],
+               np.zeros(4, bool))
+    model = RewardModel(3, 1, RewardModelConfig(ensemble_size=1, hidden_dim=8, depth=1, epochs=1, batch_size=16))
+    seen = []
+    loss = model_module.preference_loss
+    monkeypatch.setattr(model_module, "preference_loss",
+                        lambda scores, ranking, equal: (seen.append(ranking.reshape(-1, 2).tolist()),
+                                                        loss(scores, ranking, equal))[1])
+    model.fit(labels, torch.Generator().manual_seed(0), selector=Chosen())
+    rows = sorted(r for batch in seen for r in batch)
+    assert rows == [[0, 1], [0, 1], [1, 0]]  # labels 0 and 1 as given, 2 reversed, 3 left out
+    assert labels.ranking.tolist() == [[0, 1], [0, 1], [0, 1], [1, 0]]  # the label set itself is untouched
+
+
+def test_rime_in_a_run_with_a_noisy_teacher_logs_what_it_kept(tmp_path):
+    import csv
+
+    ws = Workspace(tiny_config(*PEBBLE, "teacher=mistake", "teacher.mistake=0.3", "reward_model.robust=rime",
+                               "reward_model.rime.min_epochs=2"), tmp_path / "run")
+    ws.train()
+    with open(tmp_path / "run" / "rounds.csv") as f:
+        rounds = list(csv.DictReader(f))
+    assert len(rounds) == 3 and all(int(r["rime_trusted"]) + int(r["rime_flipped"]) > 0 for r in rounds)
+    assert ws.feedback.learner.selector.epochs >= 3 * 3  # at least min_epochs + 1 per round
+    assert len(ws.feedback.learner.labels) == 30  # filtering never removes a label from the set
+
+
+@pytest.mark.parametrize("override, field", [("reward_model.robust=median", "reward_model.robust"),
+                                             ("+reward_model.rime.nosuch=1", "reward_model.rime.nosuch"),
+                                             ("reward_model.rime.flip_tau=2", "reward_model.rime.flip_tau")])
+def test_bad_rime_settings_name_the_field(tmp_path, override, field):
+    cfg = [*PEBBLE, "reward_model.robust=rime", override] if "robust=median" not in override else [*PEBBLE, override]
+    with pytest.raises(ConfigError) as err:
+        Workspace(tiny_config(*cfg), tmp_path / "run")
+    assert err.value.field == field
+
+
+def test_rime_needs_pairs(tmp_path):
+    with pytest.raises(ConfigError, match="query.k=2"):
+        Workspace(tiny_config(*PEBBLE, "reward_model.robust=rime", "query.k=3"), tmp_path / "run")

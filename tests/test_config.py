@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import CONF_DIR, compose_config
+
 from pbrl.agents import agent_config
-from pbrl.envs import make_env, spec_of
+from pbrl.envs import make_env, spec_of, suites
 from pbrl.errors import ConfigError
 from pbrl.workspace import validate
 
@@ -61,7 +61,12 @@ def test_env_configs_compose_and_make_a_box_env(name):
     _check_valid(cfg)
     _subset(_values(CONF_DIR / "env" / f"{name}.yaml"), cfg["env"], "env.")
     env_cfg = cfg["env"]
-    env = make_env(env_cfg["id"], env_cfg["kwargs"], env_cfg["max_episode_steps"])
+    try:
+        env = make_env(env_cfg["id"], env_cfg["kwargs"], env_cfg["max_episode_steps"])
+    except ConfigError as exc:
+        if suites.suite_of(env_cfg["id"]) is None:
+            raise
+        pytest.skip(str(exc))  # a DeepMind Control or Meta-World task without its extra (make setup installs both)
     try:
         spec = spec_of(env, env_cfg["id"])
         assert env.action_space.shape == (spec.action_dim,)

@@ -16,12 +16,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+import pbrl.human.teacher  # noqa: F401  (registers teacher=human; the viewer's web stack is not imported)
 from pbrl.buffers.episodes import EpisodeStore
 from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.model import RewardModel, RewardModelConfig
-import pbrl.human.teacher  # noqa: F401  (registers teacher=human; the viewer's web stack is not imported)
+from pbrl.reward.rime import make_selector
 from pbrl.teachers import RewardLedger, Teacher, make_teacher
 from pbrl.teachers.base import OUTCOMES, RoundInfo
 
@@ -73,6 +74,7 @@ class PreferenceLearner:
         self.generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
         self.model = RewardModel(obs_dim, action_dim, RewardModelConfig(**cfg["reward_model"]), device, precision)
         self.labels = LabelSet(self.k, self.length, obs_dim, action_dim)
+        self.selector = make_selector(cfg["reward_model"], self.k)  # reward_model.robust=rime, else None
         self.ledger = ledger
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
         run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
@@ -149,7 +151,7 @@ class PreferenceLearner:
                 self.heldout_total += ranked
             stats["reward_heldout_acc_round"] = acc
         if train:
-            stats.update(self.model.fit(self.labels, self.generator))
+            stats.update(self.model.fit(self.labels, self.generator, self.selector))
             self.trainings += 1
         if count > 0 or train:
             self.rounds += 1
@@ -176,7 +178,8 @@ class PreferenceLearner:
                 "teacher": self.teacher.state_dict(), "asked": self.asked, "rounds": self.rounds,
                 "trainings": self.trainings,
                 "outcomes": dict(self.outcomes), "heldout": (self.heldout_correct, self.heldout_total),
-                "last": dict(self.last), "generator": self.generator.get_state()}
+                "last": dict(self.last), "generator": self.generator.get_state(),
+                **({"rime": self.selector.state_dict()} if self.selector is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -189,3 +192,5 @@ class PreferenceLearner:
         self.heldout_correct, self.heldout_total = state["heldout"]
         self.last = dict(state["last"])
         self.generator.set_state(state["generator"])
+        if self.selector is not None and "rime" in state:
+            self.selector.load_state_dict(state["rime"])

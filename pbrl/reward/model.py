@@ -23,6 +23,7 @@ from pbrl.agents.nets import EnsembleMLP
 from pbrl.agents.optim import make_adam
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.losses import preference_loss
+from pbrl.reward.rime import label_losses
 
 
 @dataclass
@@ -39,6 +40,8 @@ class RewardModelConfig:
     relabel_batch: int = 1024
     output: str = "tanh"
     scale: float = 1.0
+    robust: str = "none"  # none | rime (pbrl/reward/rime.py)
+    rime: dict | None = None  # RimeConfig's fields, overriding its defaults
 
 
 CPU_ROWS_PER_PASS = 1024
@@ -120,8 +123,12 @@ class RewardModel:
         scores = self.segment_scores(obs, action).mean(0)  # [N, K]
         return float((scores.argmax(-1) == ranking[:, 0]).float().mean())
 
-    def fit(self, labels: LabelSet, generator: torch.Generator) -> dict:
-        """One PEBBLE reward-learning round over all labels; returns loss, accuracy and epochs run."""
+    def fit(self, labels: LabelSet, generator: torch.Generator, selector=None) -> dict:
+        """One PEBBLE reward-learning round over all labels; returns loss, accuracy and epochs run.
+
+        With a ``selector`` (RIME's, pbrl/reward/rime.py) each epoch trains on the labels it trusts and,
+        with the label reversed for that epoch, on those it flips; a round then runs at least its
+        ``min_epochs`` before accuracy may stop it."""
         cfg = self.cfg
         n, e = len(labels), cfg.ensemble_size
         if n == 0:
@@ -134,18 +141,29 @@ class RewardModel:
         per_pass = self.queries_per_pass(labels.k * labels.length)
         loss_sum, acc = math.nan, math.nan
         epoch = 0
+        ranking_epoch, chosen = ranking_all, None
         for epoch in range(1, cfg.epochs + 1):
-            # each member its own permutation of all labels: [E, N]
-            order = torch.argsort(torch.rand(e, n, generator=generator), dim=1).to(self.device)
+            if selector is not None:  # this epoch's labels: RIME's trusted ones, and the flipped ones reversed
+                losses = label_losses(self.choice_probs(obs_all, action_all), ranking_all, equal_all)
+                trusted, flipped = selector.select(losses.cpu().numpy(), equal_all.cpu().numpy())
+                chosen = torch.as_tensor(np.concatenate([np.flatnonzero(trusted), np.flatnonzero(flipped)]),
+                                         device=self.device)
+                ranking_epoch = ranking_all.clone()
+                ranking_epoch[torch.as_tensor(flipped, device=self.device)] = ranking_all[
+                    torch.as_tensor(flipped, device=self.device)].flip(-1)
+            if chosen is None:  # each member its own permutation of all labels: [E, N]
+                order = torch.argsort(torch.rand(e, n, generator=generator), dim=1).to(self.device)
+            else:  # ... of the epoch's chosen labels (a trusted one that is also flipped comes twice, as in RIME)
+                order = chosen[torch.argsort(torch.rand(e, len(chosen), generator=generator), dim=1).to(self.device)]
             # running sums stay on the device: one host sync per epoch, not per minibatch
             loss_sum = torch.zeros((), device=self.device)
             correct = torch.zeros((), device=self.device)
-            for start in range(0, n, cfg.batch_size):
+            for start in range(0, order.shape[1], cfg.batch_size):
                 idx = order[:, start:start + cfg.batch_size]  # [E, b]
                 self.opt.zero_grad()
                 for part in idx.split(per_pass, dim=1):  # the minibatch's gradient, summed over passes
                     scores = self._scores(inputs_all[part], per_member=True)  # [E, p, K]
-                    ranking = ranking_all[part]
+                    ranking = ranking_epoch[part]
                     loss = preference_loss(scores, ranking, equal_all[part]) * (part.shape[1] / idx.shape[1])
                     loss.backward()
                     with torch.no_grad():
@@ -154,13 +172,16 @@ class RewardModel:
                 self.opt.step()
                 self.updates += 1
                 rows += idx.numel() * labels.k * labels.length
-            counted = e * int(ranked.sum())  # every member sees every label once per epoch
+            # every member sees every (chosen) label once per epoch
+            counted = e * int(ranked.sum() if chosen is None else ranked[chosen].sum())
             loss_sum = float(loss_sum)
             acc = float(correct) / counted if counted else math.nan
-            if counted and acc > cfg.stop_accuracy:
+            if counted and acc > cfg.stop_accuracy and (selector is None or epoch > selector.cfg.min_epochs):
                 break
-        return {"reward_loss": loss_sum / n, "reward_train_acc": acc, "reward_epochs": epoch,
-                "reward_fit_s": time.perf_counter() - started, "reward_fit_gflop": rows * self.train_flop_per_row() / 1e9}
+        return {"reward_loss": loss_sum / max(1, order.shape[1]), "reward_train_acc": acc, "reward_epochs": epoch,
+                "reward_fit_s": time.perf_counter() - started,
+                "reward_fit_gflop": rows * self.train_flop_per_row() / 1e9,
+                **(selector.last if selector is not None else {})}
 
     def queries_per_pass(self, rows_per_query: int) -> int:
         """Queries per forward/backward pass of a minibatch (its gradient is the sum over passes).
