@@ -1,0 +1,75 @@
+"""PEBBLE's add-ons, each a switch, side by side on Walker2d-v5 (issue 18).
+
+    python experiments/addons.py                      # both studies, 3 seeds; resumable: rerun it
+    python experiments/addons.py --study noise --seeds 0
+    python experiments/addons.py --report-only
+
+Every cell is experiment=pebble_walker2d at 100k env steps (9k state-entropy steps, then rounds every
+10k steps from 10k), one torch thread per run, two runs side by side:
+
+- ``efficiency``: the oracle teacher and 200 labels (10 rounds of 20) x {PEBBLE, +RUNE, +QPA}. QPA here
+  is its policy-aligned queries (the newest 10 episodes) and batches (half of each SAC batch from the
+  newest 10k transitions while labels are collected); SURF joins when it is built.
+- ``noise``: the ``mistake`` teacher with eps = 0.3 and 1000 labels (10 rounds of 100) x {PEBBLE, +RIME},
+  beside PEBBLE with the oracle teacher at the same budget. The bar: PEBBLE+RIME >= 80 % of PEBBLE's
+  return with the oracle.
+
+Each study is one hydra multirun into runs/addons/<study>/ (``tag`` names the arm); the report
+(pbrl-report --by tag) goes to experiments/results/addons/<study>/: IQM with 95 % stratified-bootstrap
+CIs per arm, each arm as a percentage of the reference (``tag=pebble``; ``tag=pebble_oracle`` in the
+noise study), and the probability that each switch beats PEBBLE (rliable, with its CI).
+
+Cost, estimated from SAC's 68 env steps/s at 1 thread on the 2-core AMD EPYC (experiments/results/
+bench_sac.md) plus PEBBLE's rounds: ~30 min per 100k-step run, so a study of 3 arms x 3 seeds is
+~4.5 h of one core, ~2.5 h on two (each arm's multirun runs 2 seeds, then 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from common import RESULTS, RUNS, multirun, report
+
+BASE = ["experiment=pebble_walker2d", "steps=100000", "threads=1", "eval.every=10000", "snapshot.every=25000"]
+ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
+    "pebble": [],
+    "rune": ["reward.bonus=rune"],
+    "qpa": ["feedback.last_episodes=10", "agent.recent_fraction=0.5", "agent.recent_window=10000"],
+    "rime": ["reward_model.robust=rime"],
+}
+STUDIES = {  # study -> (teacher overrides, budget, arms, reference arm for the ratios)
+    "efficiency": (["teacher=oracle"], 200, ["pebble", "rune", "qpa"], "pebble"),
+    "noise": (["teacher=mistake", "teacher.mistake=0.3"], 1000, ["pebble", "rime"], "pebble_oracle"),
+}
+
+
+def cells(study: str, seeds: str) -> list[list[str]]:
+    """One multirun's overrides per arm of ``study`` (hydra names each run by its overrides)."""
+    teacher, budget, arms, _ = STUDIES[study]
+    common = [*BASE, f"feedback.max_feedback={budget}", f"feedback.mb_size={budget // 10}", f"seed={seeds}"]
+    runs = [[*common, *teacher, f"tag={arm}", *ARMS[arm]] for arm in arms]
+    if study == "noise":  # the reference: PEBBLE with a perfect teacher at the same budget
+        runs.append([*common, "teacher=oracle", "tag=pebble_oracle"])
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", choices=(*STUDIES, "all"), default="all")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    for study in STUDIES if args.study == "all" else [args.study]:
+        sweep = RUNS / "addons" / study
+        if not args.report_only:
+            for overrides in cells(study, args.seeds):
+                multirun(sweep, overrides)
+        _, _, arms, reference = STUDIES[study]
+        compare = [opt for arm in arms if arm != "pebble" for opt in ("--compare", f"tag={arm}", "tag=pebble")]
+        report([sweep], RESULTS / "addons" / study, "tag",
+               f"PEBBLE add-ons on Walker2d-v5, {study} study: final eval return at 100k env steps",
+               options=["--relative-to", f"tag={reference}", *compare])
+
+
+if __name__ == "__main__":
+    main()
