@@ -9,7 +9,8 @@ Every cell is experiment=pebble_walker2d at 100k env steps (9k state-entropy ste
 
 - ``efficiency``: the oracle teacher and 200 labels (10 rounds of 20) x {PEBBLE, +RUNE, +QPA}. QPA here
   is its policy-aligned queries (the newest 10 episodes) and batches (half of each SAC batch from the
-  newest 10k transitions while labels are collected); SURF joins when it is built.
+  newest 10k transitions while labels are collected) and its temporal crops (20 per query); SURF joins
+  when it is built.
 - ``noise``: the ``mistake`` teacher with eps = 0.3 and 1000 labels (10 rounds of 100) x {PEBBLE, +RIME},
   beside PEBBLE with the oracle teacher at the same budget. The bar: PEBBLE+RIME >= 80 % of PEBBLE's
   return with the oracle.
@@ -34,7 +35,8 @@ BASE = ["experiment=pebble_walker2d", "steps=100000", "threads=1", "eval.every=1
 ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
     "pebble": [],
     "rune": ["reward.bonus=rune"],
-    "qpa": ["feedback.last_episodes=10", "agent.recent_fraction=0.5", "agent.recent_window=10000"],
+    "qpa": ["feedback.last_episodes=10", "agent.recent_fraction=0.5", "agent.recent_window=10000",
+            "reward_model.crop=qpa"],
     "rime": ["reward_model.robust=rime"],
 }
 STUDIES = {  # study -> (teacher overrides, budget, arms, reference arm for the ratios)

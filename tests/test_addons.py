@@ -1,4 +1,4 @@
-"""The PEBBLE add-ons as switches (issue 18): RUNE's bonus, QPA's policy-aligned batches, RIME's label filter."""
+"""The PEBBLE add-ons as switches (issue 18): RUNE's bonus, QPA's batches and crops, RIME's label filter."""
 
 from __future__ import annotations
 
@@ -239,3 +239,44 @@ def test_bad_rime_settings_name_the_field(tmp_path, override, field):
 def test_rime_needs_pairs(tmp_path):
     with pytest.raises(ConfigError, match="query.k=2"):
         Workspace(tiny_config(*PEBBLE, "reward_model.robust=rime", "query.k=3"), tmp_path / "run")
+
+
+def test_crops_share_a_length_per_query_stay_inside_the_segment_and_are_contiguous():
+    from pbrl.reward.crop import Crop
+
+    crop = Crop(crops=20, shorten_min=5, shorten_max=15)
+    masks = crop.masks(n=64, k=2, length=50, generator=torch.Generator().manual_seed(0))  # [C, n, K, T]
+    assert masks.shape == (20, 64, 2, 50)
+    lengths = masks.sum(-1)  # [C, n, K]
+    assert (lengths[..., 0] == lengths[..., 1]).all()  # the pair's two segments: one crop length
+    assert lengths.min() >= 35 and lengths.max() <= 45 and len(lengths.unique()) == 11  # S-15 .. S-5, all of them
+    steps = masks.diff(dim=-1).abs().sum(-1)  # a contiguous window switches on and off at most once each
+    assert (steps <= 2).all()
+    starts = masks.argmax(-1)
+    assert not (starts[..., 0] == starts[..., 1]).all()  # each segment its own start
+
+
+def test_cropped_scores_sum_each_members_rewards_over_its_crop():
+    from pbrl.reward.crop import Crop
+
+    crop = Crop(crops=3)
+    rewards = torch.randn(2, 4, 2, 50)  # [E, p, K, T]
+    masks = crop.masks(2 * 4, 2, 50, torch.Generator().manual_seed(1)).reshape(3, 2, 4, 2, 50).transpose(0, 1)
+    scores = crop.scores(rewards, masks)  # [E, C*p, K]
+    assert scores.shape == (2, 12, 2)
+    for e in range(2):
+        for c in range(3):
+            torch.testing.assert_close(scores[e, c * 4:(c + 1) * 4], (rewards[e] * masks[e, c]).sum(-1))
+
+
+def test_a_run_with_qpa_crops_trains_and_bad_crop_settings_name_the_field(tmp_path):
+    ws = Workspace(tiny_config(*PEBBLE, "reward_model.crop=qpa", "reward_model.crop_settings.crops=4"),
+                   tmp_path / "run")
+    summary = ws.train()
+    assert ws.feedback.learner.crop.crops == 4 and summary["labels"] == 30
+    assert 0 <= summary["reward_train_acc"] <= 1
+    for override, field in (("reward_model.crop=surf", "reward_model.crop"),
+                            ("reward_model.crop_settings.shorten_min=30", "reward_model.crop_settings.shorten_min")):
+        with pytest.raises(ConfigError) as err:
+            Workspace(tiny_config(*PEBBLE, "reward_model.crop=qpa", override), tmp_path / "bad")
+        assert err.value.field == field

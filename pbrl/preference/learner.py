@@ -20,6 +20,7 @@ import pbrl.human.teacher  # noqa: F401  (registers teacher=human; the viewer's 
 from pbrl.buffers.episodes import EpisodeStore
 from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.query import RULES, SelectionContext, select
+from pbrl.reward.crop import make_crop
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.model import RewardModel, RewardModelConfig
 from pbrl.reward.rime import make_selector
@@ -75,6 +76,7 @@ class PreferenceLearner:
         self.model = RewardModel(obs_dim, action_dim, RewardModelConfig(**cfg["reward_model"]), device, precision)
         self.labels = LabelSet(self.k, self.length, obs_dim, action_dim)
         self.selector = make_selector(cfg["reward_model"], self.k)  # reward_model.robust=rime, else None
+        self.crop = make_crop(cfg["reward_model"], self.length)  # reward_model.crop=qpa, else None
         self.ledger = ledger
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
         run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
@@ -151,7 +153,7 @@ class PreferenceLearner:
                 self.heldout_total += ranked
             stats["reward_heldout_acc_round"] = acc
         if train:
-            stats.update(self.model.fit(self.labels, self.generator, self.selector))
+            stats.update(self.model.fit(self.labels, self.generator, self.selector, self.crop))
             self.trainings += 1
         if count > 0 or train:
             self.rounds += 1

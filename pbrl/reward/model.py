@@ -42,6 +42,8 @@ class RewardModelConfig:
     scale: float = 1.0
     robust: str = "none"  # none | rime (pbrl/reward/rime.py)
     rime: dict | None = None  # RimeConfig's fields, overriding its defaults
+    crop: str = "none"  # none | qpa (pbrl/reward/crop.py)
+    crop_settings: dict | None = None  # Crop's fields, overriding its defaults
 
 
 CPU_ROWS_PER_PASS = 1024
@@ -89,6 +91,13 @@ class RewardModel:
         """
         return self._scores(torch.cat([obs, action], dim=-1), per_member)
 
+    def _step_rewards(self, x: torch.Tensor) -> torch.Tensor:
+        """Each member's per-step rewards of its own segments: ``[E, N, K, T, obs + action]`` -> ``[E, N, K, T]``."""
+        e, n, k, t, d = x.shape
+        with self._autocast():
+            out = self.net(x.reshape(e, n * k * t, d))  # [E, NKT, 1]
+        return self.squash(out.float()).reshape(e, n, k, t)
+
     def _scores(self, x: torch.Tensor, per_member: bool) -> torch.Tensor:
         """segment_scores on observations and actions already joined: ``[(E,) N, K, T, obs_dim + action_dim]``."""
         if per_member:
@@ -123,12 +132,13 @@ class RewardModel:
         scores = self.segment_scores(obs, action).mean(0)  # [N, K]
         return float((scores.argmax(-1) == ranking[:, 0]).float().mean())
 
-    def fit(self, labels: LabelSet, generator: torch.Generator, selector=None) -> dict:
+    def fit(self, labels: LabelSet, generator: torch.Generator, selector=None, crop=None) -> dict:
         """One PEBBLE reward-learning round over all labels; returns loss, accuracy and epochs run.
 
         With a ``selector`` (RIME's, pbrl/reward/rime.py) each epoch trains on the labels it trusts and,
         with the label reversed for that epoch, on those it flips; a round then runs at least its
-        ``min_epochs`` before accuracy may stop it."""
+        ``min_epochs`` before accuracy may stop it. With a ``crop`` (QPA's, pbrl/reward/crop.py) every query is
+        trained on random temporal crops of its segments, each crop with the query's label."""
         cfg = self.cfg
         n, e = len(labels), cfg.ensemble_size
         if n == 0:
@@ -162,12 +172,21 @@ class RewardModel:
                 idx = order[:, start:start + cfg.batch_size]  # [E, b]
                 self.opt.zero_grad()
                 for part in idx.split(per_pass, dim=1):  # the minibatch's gradient, summed over passes
-                    scores = self._scores(inputs_all[part], per_member=True)  # [E, p, K]
-                    ranking = ranking_epoch[part]
-                    loss = preference_loss(scores, ranking, equal_all[part]) * (part.shape[1] / idx.shape[1])
+                    ranking, equal = ranking_epoch[part], equal_all[part]
+                    if crop is None:
+                        scores = self._scores(inputs_all[part], per_member=True)  # [E, p, K]
+                    else:  # [E, C*p, K]: each member its own crops; every crop carries its query's label
+                        masks = crop.masks(e * part.shape[1], labels.k, labels.length, generator).to(self.device)
+                        masks = masks.reshape(crop.crops, e, *part.shape[1:], labels.k, labels.length).transpose(0, 1)
+                        scores = crop.scores(self._step_rewards(inputs_all[part]), masks)
+                        ranking = ranking.unsqueeze(1).expand(e, crop.crops, *ranking.shape[1:]).reshape(
+                            e, -1, labels.k)
+                        equal = equal.unsqueeze(1).expand(e, crop.crops, part.shape[1]).reshape(e, -1)
+                    loss = preference_loss(scores, ranking, equal) * (part.shape[1] / idx.shape[1])
                     loss.backward()
                     with torch.no_grad():
-                        correct += ((scores.argmax(-1) == ranking[..., 0]) & ranked[part]).sum()
+                        hit = (scores.argmax(-1) == ranking[..., 0]).reshape(e, -1, part.shape[1]).float().mean(1)
+                        correct += (hit * ranked[part]).sum()  # a cropped query counts its crops' mean
                         loss_sum += loss.detach() * idx.shape[1]
                 self.opt.step()
                 self.updates += 1

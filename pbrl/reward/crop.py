@@ -1,0 +1,61 @@
+"""Temporal cropping of labelled segments, the data augmentation of QPA (Hu et al., ICLR 2024).
+
+Each labelled query is trained on ``crops`` random crops instead of its whole segments: per crop a
+length ``L`` uniform in ``[T - shorten_max, T - shorten_min]``, shared by the query's K segments, and
+for each segment its own start in ``[0, T - L]``; a segment's score is its per-step rewards summed
+over its crop, and the query's label is the label of every crop. Defaults from the official code
+(github.com/huxiao09/QPA): ``reward_model.py`` ``get_cropping_mask`` (lengths ``S-15 .. S-5``) and
+``config/train_QPA.yaml`` ``data_aug_ratio: 20``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+
+from pbrl.errors import ConfigError, check_choice
+
+CROPS = ("none", "qpa")
+
+
+@dataclass
+class Crop:
+    crops: int = 20  # crops per query (QPA's data_aug_ratio)
+    shorten_min: int = 5  # a crop is this many steps shorter than the segment, at least ...
+    shorten_max: int = 15  # ... and at most
+
+    def masks(self, n: int, k: int, length: int, generator: torch.Generator) -> torch.Tensor:
+        """``[crops, n, k, length]`` 0/1 float masks: one crop length per (crop, query), one start per segment."""
+        lo = max(1, length - self.shorten_max)
+        hi = max(lo, length - self.shorten_min)
+        crop_len = torch.randint(lo, hi + 1, (self.crops, n, 1), generator=generator)  # shared by the K segments
+        start = (torch.rand(self.crops, n, k, generator=generator) * (length - crop_len + 1)).long()
+        t = torch.arange(length)
+        return ((t >= start[..., None]) & (t < (start + crop_len)[..., None])).float()
+
+    def scores(self, step_rewards: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Cropped scores: per-step rewards ``[E, p, K, T]``, each member's masks ``[E, C, p, K, T]`` -> ``[E, C*p, K]``."""
+        e = step_rewards.shape[0]
+        out = torch.einsum("epkt,ecpkt->ecpk", step_rewards, masks)
+        return out.reshape(e, -1, out.shape[-1])
+
+
+def make_crop(rm: Mapping[str, Any], length: int) -> Crop | None:
+    """The Crop of ``reward_model.crop=qpa`` (settings under ``reward_model.crop_settings``), else None."""
+    kind = rm.get("crop", "none")
+    check_choice("reward_model.crop", kind, CROPS)
+    if kind == "none":
+        return None
+    crop = Crop(**(rm.get("crop_settings") or {}))
+    for name in ("crops", "shorten_min", "shorten_max"):
+        value = getattr(crop, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "crops" else 0):
+            raise ConfigError(f"reward_model.crop_settings.{name}", f"got {value!r}; must be an integer >= "
+                                                                    f"{1 if name == 'crops' else 0}")
+    if crop.shorten_min > crop.shorten_max or crop.shorten_min >= length:
+        raise ConfigError("reward_model.crop_settings.shorten_min",
+                          f"got {crop.shorten_min} (shorten_max {crop.shorten_max}, segment {length}); needs "
+                          "shorten_min <= shorten_max and shorten_min < feedback.segment")
+    return crop
