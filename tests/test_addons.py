@@ -102,15 +102,6 @@ def test_prefppo_asks_its_rollout_rewards_from_the_rune_source(tmp_path):
     assert seen  # at least one update after the first round used the bonus
 
 
-def test_rune_composes_with_a_persons_teacher(tmp_path):
-    ws = Workspace(tiny_config(*PEBBLE, "teacher=human", "teacher.serve=false", "reward.bonus=rune"), tmp_path / "run")
-    try:
-        assert isinstance(ws.feedback.agent_reward, RuneReward)
-    finally:
-        ws.feedback.close()
-        ws.envs.close()
-
-
 class _Version:
     """A stand-in reward source that has (or has not yet) been trained."""
 
@@ -280,3 +271,27 @@ def test_a_run_with_qpa_crops_trains_and_bad_crop_settings_name_the_field(tmp_pa
         with pytest.raises(ConfigError) as err:
             Workspace(tiny_config(*PEBBLE, "reward_model.crop=qpa", override), tmp_path / "bad")
         assert err.value.field == field
+
+
+SWITCHES = {"rune": ["reward.bonus=rune"], "rime": ["reward_model.robust=rime", "reward_model.rime.min_epochs=1"],
+            "qpa_crop": ["reward_model.crop=qpa", "reward_model.crop_settings.crops=2", "feedback.last_episodes=10"]}
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
+@pytest.mark.parametrize("agent", ["sac", "ppo"])
+def test_every_switch_composes_with_sac_and_ppo(tmp_path, switch, agent):
+    ws = Workspace(tiny_config(*(PPO if agent == "ppo" else []), *PEBBLE, "steps=500", *SWITCHES[switch]),
+                   tmp_path / "run")
+    summary = ws.train()
+    assert summary["labels"] == 20 and math.isfinite(summary["final_eval_return"])  # rounds at 300 and 500
+
+
+@pytest.mark.parametrize("switch", SWITCHES)
+def test_every_switch_composes_with_a_persons_teacher(tmp_path, switch):
+    ws = Workspace(tiny_config(*PEBBLE, "teacher=human", "teacher.serve=false", *SWITCHES[switch]), tmp_path / "run")
+    try:
+        learner = ws.feedback.learner
+        assert (learner.selector is not None, learner.crop is not None) == (switch == "rime", switch == "qpa_crop")
+    finally:
+        ws.feedback.close()
+        ws.envs.close()
