@@ -295,3 +295,29 @@ def test_every_switch_composes_with_a_persons_teacher(tmp_path, switch):
     finally:
         ws.feedback.close()
         ws.envs.close()
+
+
+def test_rime_warm_start_targets_the_bonus_standardised_over_its_largest_value():
+    from pbrl.reward.rime import RimeConfig, RimeWarmStart
+
+    warm = RimeWarmStart(RimeConfig(), k=5, device=torch.device("cpu"))
+    d = torch.tensor([1.0, 2.0, 3.0, 6.0])
+    target = warm.target(d)
+    z = (d - d.mean()) / d.std(unbiased=False)  # the first batch: the running statistics are the batch's
+    torch.testing.assert_close(target, z / z.abs().max(), atol=1e-3, rtol=1e-3)
+    assert target.abs().max() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_rime_warm_start_fits_the_reward_model_to_the_bonus_during_pretraining(tmp_path):
+    from pbrl.intrinsic.state_entropy import knn_distance
+
+    ws = Workspace(tiny_config("steps=500", "seed_steps=200", "pretrain.steps=300", "feedback.max_feedback=0",
+                               "reward_model.hidden_dim=32", "reward_model.robust=rime",
+                               "reward_model.rime.warm_start_batch=64"), tmp_path / "run")
+    ws.train()
+    warm = ws.feedback.learner.warm_start
+    assert warm.steps == 300 * 5  # 5 updates after each of the 300 pretraining steps, none after
+    obs, action = ws.store.observations(), ws.store.actions()
+    learned = ws.feedback.learner.model.reward(obs, action)
+    bonus = knn_distance(obs, obs, 5)
+    assert np.corrcoef(learned.numpy(), bonus.numpy())[0, 1] > 0.5  # the model tracks the exploration bonus

@@ -75,6 +75,7 @@ class EpisodeStore:
         self.pos = 0  # next row to write
         self.size = 0  # rows holding a step
         self._obs_t = torch.from_numpy(self.obs)
+        self._action_t = torch.from_numpy(self.action)
 
     def __len__(self) -> int:
         return self.size
@@ -104,6 +105,10 @@ class EpisodeStore:
     def observations(self) -> torch.Tensor:
         """Every stored observation ``[size, obs_dim]`` (a view: the k-NN bonus's pool)."""
         return self._obs_t[:self.size]
+
+    def actions(self) -> torch.Tensor:
+        """Every stored action ``[size, action_dim]`` (a view, row for row with ``observations``)."""
+        return self._action_t[:self.size]
 
     def _episode_order(self, last_episodes: int | None) -> np.ndarray:
         """Rows of the last ``last_episodes`` episodes, grouped by episode, each episode's steps in order."""

@@ -129,7 +129,12 @@ class PreferenceFeedback(EnvFeedback):
 
     # ----------------------------------------------------------------------------------- rounds
     def after_step(self, prev: int, step: int, agent: Agent) -> None:
-        """Run a due (or waiting) round; at the end fold in late labels; keep the teacher informed."""
+        """Run a due (or waiting) round; at the end fold in late labels; keep the teacher informed.
+
+        During pretraining RIME's warm start (``reward_model.robust=rime``) fits the reward model to the bonus."""
+        warm = self.learner.warm_start
+        if warm is not None and self.phase(prev) is Phase.PRETRAIN and not self.learner.trained:
+            warm.step(self.learner.model, self.store.observations(), self.store.actions(), self.learner.generator)
         due = self.schedule.due(prev, step) and self.learner.wants_round()  # last: a person's teacher reads its store
         awaiting_first = self.learner.rounds == 0 and step >= self.schedule.first
         if due or awaiting_first or self.waiting_since is not None:

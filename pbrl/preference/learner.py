@@ -23,7 +23,7 @@ from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.crop import make_crop
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.model import RewardModel, RewardModelConfig
-from pbrl.reward.rime import make_selector
+from pbrl.reward.rime import RimeWarmStart, make_selector
 from pbrl.teachers import RewardLedger, Teacher, make_teacher
 from pbrl.teachers.base import OUTCOMES, RoundInfo
 
@@ -76,6 +76,8 @@ class PreferenceLearner:
         self.model = RewardModel(obs_dim, action_dim, RewardModelConfig(**cfg["reward_model"]), device, precision)
         self.labels = LabelSet(self.k, self.length, obs_dim, action_dim)
         self.selector = make_selector(cfg["reward_model"], self.k)  # reward_model.robust=rime, else None
+        self.warm_start = (RimeWarmStart(self.selector.cfg, int(cfg["pretrain"]["k"]), device)
+                           if self.selector is not None and self.selector.cfg.warm_start_updates else None)
         self.crop = make_crop(cfg["reward_model"], self.length)  # reward_model.crop=qpa, else None
         self.ledger = ledger
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
@@ -181,7 +183,8 @@ class PreferenceLearner:
                 "trainings": self.trainings,
                 "outcomes": dict(self.outcomes), "heldout": (self.heldout_correct, self.heldout_total),
                 "last": dict(self.last), "generator": self.generator.get_state(),
-                **({"rime": self.selector.state_dict()} if self.selector is not None else {})}
+                **({"rime": self.selector.state_dict()} if self.selector is not None else {}),
+                **({"rime_warm_start": self.warm_start.state_dict()} if self.warm_start is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -196,3 +199,5 @@ class PreferenceLearner:
         self.generator.set_state(state["generator"])
         if self.selector is not None and "rime" in state:
             self.selector.load_state_dict(state["rime"])
+        if self.warm_start is not None and "rime_warm_start" in state:
+            self.warm_start.load_state_dict(state["rime_warm_start"])

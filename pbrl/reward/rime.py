@@ -16,6 +16,11 @@ starting at 0 so that the first epoch trusts every pair), and ``run_parallel.sh`
 beta 3.0 -> 1.0 over k = 60 epochs for DMC tasks (600 for Meta-World), flip_tau 0.001, at least 15
 epochs per round for DMC (5 for Meta-World) before accuracy may stop a round).
 
+RIME also warm-starts the reward model during state-entropy pretraining (``RimeWarmStart``): after
+every pretraining step, ``warm_start_updates`` (5) gradient steps of every member's mean squared error
+to the k-NN state-entropy bonus of a batch of stored steps, normalised to about [-1, 1] (standardised,
+then divided by the largest standardised value seen: ``train_RIME.py``, the unsupervised branch).
+
 Labels are never changed in the label set: a flip lasts one epoch, as in RIME. Pairs only (K = 2);
 an "equal" label is never flipped.
 """
@@ -42,6 +47,8 @@ class RimeConfig:
     beta_decay_epochs: int = 60
     flip_tau: float = 1e-3
     min_epochs: int = 15
+    warm_start_updates: int = 5  # reward-model steps per pretraining step (0: no warm start)
+    warm_start_batch: int = 256  # stored steps per warm-start step (RIME: the agent's batch size)
 
 
 class RimeSelector:
@@ -91,6 +98,52 @@ class RimeSelector:
         self.count, self.epochs = state["count"], state["epochs"]
 
 
+class RimeWarmStart:
+    """Regress the reward model on the normalised state-entropy bonus during pretraining; see the module docstring."""
+
+    def __init__(self, cfg: RimeConfig, k: int, device: torch.device):
+        from pbrl.intrinsic.state_entropy import RunningMeanStd
+
+        self.cfg, self.k = cfg, k
+        self.stats = RunningMeanStd(device=device)
+        self.low, self.high = math.inf, -math.inf  # the smallest and largest bonus seen (RIME's s_ent_stats)
+        self.steps = 0
+
+    def target(self, distance: torch.Tensor) -> torch.Tensor:
+        """The bonus standardised by its running statistics, over the largest standardised value seen."""
+        self.stats.update(distance)
+        self.low, self.high = min(self.low, float(distance.min())), max(self.high, float(distance.max()))
+        mean, std = self.stats.mean, self.stats.std.clamp_min(1e-8)
+        scale = max(abs(self.low - float(mean)), abs(self.high - float(mean))) / float(std)
+        return (distance - mean) / std / max(scale, 1e-8)
+
+    def step(self, model, obs: torch.Tensor, action: torch.Tensor, generator: torch.Generator) -> float | None:
+        """``warm_start_updates`` steps on random stored rows of ``obs``/``action`` ``[N, ·]``; the last loss."""
+        from pbrl.intrinsic.state_entropy import knn_distance
+
+        n = obs.shape[0]
+        if n <= self.k or not self.cfg.warm_start_updates:
+            return None
+        loss = None
+        for _ in range(self.cfg.warm_start_updates):
+            rows = torch.randint(0, n, (self.cfg.warm_start_batch,), generator=generator)
+            target = self.target(knn_distance(obs[rows], obs, self.k)).to(model.device)
+            predicted = model.member_rewards(obs[rows].to(model.device), action[rows].to(model.device))  # [E, B]
+            loss = (predicted - target).pow(2).mean(1).sum()  # each member's MSE, summed as RIME does
+            model.opt.zero_grad()
+            loss.backward()
+            model.opt.step()
+            self.steps += 1
+        return float(loss.detach())
+
+    def state_dict(self) -> dict:
+        return {"stats": self.stats.state_dict(), "low": self.low, "high": self.high, "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stats.load_state_dict(state["stats"])
+        self.low, self.high, self.steps = state["low"], state["high"], state["steps"]
+
+
 @torch.no_grad()
 def label_losses(probs: torch.Tensor, ranking: torch.Tensor, equal: torch.Tensor) -> torch.Tensor:
     """Each pair's cross-entropy under the ensemble-mean probability: ``probs [E, N, 2]`` -> ``[N]``.
@@ -117,11 +170,10 @@ def make_selector(rm: Mapping[str, Any], k: int) -> RimeSelector | None:
         raise ConfigError(f"reward_model.rime.{unknown[0]}",
                           f"not a RIME setting; allowed: {', '.join(sorted(fields))}")
     cfg = RimeConfig(**given)
-    for name in ("beta_decay_epochs", "min_epochs"):
+    for name, low in (("beta_decay_epochs", 1), ("min_epochs", 0), ("warm_start_updates", 0), ("warm_start_batch", 1)):
         value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "beta_decay_epochs" else 0):
-            raise ConfigError(f"reward_model.rime.{name}", f"got {value!r}; must be an integer >= "
-                                                           f"{1 if name == 'beta_decay_epochs' else 0}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"reward_model.rime.{name}", f"got {value!r}; must be an integer >= {low}")
     if not 0 < cfg.flip_tau < 1:
         raise ConfigError("reward_model.rime.flip_tau", f"got {cfg.flip_tau!r}; must be in (0, 1)")
     return RimeSelector(cfg)
