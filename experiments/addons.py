@@ -7,10 +7,10 @@
 Every cell is experiment=pebble_walker2d at 100k env steps (9k state-entropy steps, then rounds every
 10k steps from 10k), one torch thread per run, two runs side by side:
 
-- ``efficiency``: the oracle teacher and 200 labels (10 rounds of 20) x {PEBBLE, +RUNE, +QPA}. QPA here
+- ``efficiency``: the oracle teacher and 200 labels (10 rounds of 20) x {PEBBLE, +SURF, +RUNE, +QPA}. SURF
+  is its pseudo-labels and its crops (60-step segments cropped to 45-55); QPA here
   is its policy-aligned queries (the newest 10 episodes) and batches (half of each SAC batch from the
-  newest 10k transitions while labels are collected) and its temporal crops (20 per query); SURF joins
-  when it is built.
+  newest 10k transitions while labels are collected) and its temporal crops (20 per query).
 - ``noise``: the ``mistake`` teacher with eps = 0.3 and 1000 labels (10 rounds of 100) x {PEBBLE, +RIME},
   beside PEBBLE with the oracle teacher at the same budget. The bar: PEBBLE+RIME >= 80 % of PEBBLE's
   return with the oracle.
@@ -22,7 +22,8 @@ noise study), and the probability that each switch beats PEBBLE (rliable, with i
 
 Cost, estimated from SAC's 68 env steps/s at 1 thread on the 2-core AMD EPYC (experiments/results/
 bench_sac.md) plus PEBBLE's rounds: ~30 min per 100k-step run, so a study of 3 arms x 3 seeds is
-~4.5 h of one core, ~2.5 h on two (each arm's multirun runs 2 seeds, then 1).
+~6 h of one core for the efficiency study's 4 arms x 3 seeds (SURF's pseudo-labels cost more),
+~4.5 h for the noise study; each arm's multirun runs 2 seeds, then 1.
 """
 
 from __future__ import annotations
@@ -35,12 +36,14 @@ BASE = ["experiment=pebble_walker2d", "steps=100000", "threads=1", "eval.every=1
 ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
     "pebble": [],
     "rune": ["reward.bonus=rune"],
+    "surf": ["reward_model.semi=true", "feedback.segment=60", "reward_model.crop=qpa",
+             "reward_model.crop_settings.crops=1"],
     "qpa": ["feedback.last_episodes=10", "agent.recent_fraction=0.5", "agent.recent_window=10000",
             "reward_model.crop=qpa"],
     "rime": ["reward_model.robust=rime"],
 }
 STUDIES = {  # study -> (teacher overrides, budget, arms, reference arm for the ratios)
-    "efficiency": (["teacher=oracle"], 200, ["pebble", "rune", "qpa"], "pebble"),
+    "efficiency": (["teacher=oracle"], 200, ["pebble", "surf", "rune", "qpa"], "pebble"),
     "noise": (["teacher=mistake", "teacher.mistake=0.3"], 1000, ["pebble", "rime"], "pebble_oracle"),
 }
 

@@ -1,4 +1,4 @@
-"""The PEBBLE add-ons as switches (issue 18): RUNE's bonus, QPA's batches and crops, RIME's label filter."""
+"""The PEBBLE add-ons as switches (issue 18): RUNE, QPA's batches and crops, RIME, SURF's pseudo-labels."""
 
 from __future__ import annotations
 
@@ -273,7 +273,8 @@ def test_a_run_with_qpa_crops_trains_and_bad_crop_settings_name_the_field(tmp_pa
         assert err.value.field == field
 
 
-SWITCHES = {"rune": ["reward.bonus=rune"], "rime": ["reward_model.robust=rime", "reward_model.rime.min_epochs=1"],
+SWITCHES = {"surf": ["reward_model.semi=true", "reward_model.surf.inv_label_ratio=5", "reward_model.surf.mu=1"],
+            "rune": ["reward.bonus=rune"], "rime": ["reward_model.robust=rime", "reward_model.rime.min_epochs=1"],
             "qpa_crop": ["reward_model.crop=qpa", "reward_model.crop_settings.crops=2", "feedback.last_episodes=10"]}
 
 
@@ -321,3 +322,32 @@ def test_rime_warm_start_fits_the_reward_model_to_the_bonus_during_pretraining(t
     learned = ws.feedback.learner.model.reward(obs, action)
     bonus = knn_distance(obs, obs, 5)
     assert np.corrcoef(learned.numpy(), bonus.numpy())[0, 1] > 0.5  # the model tracks the exploration bonus
+
+
+def test_surf_pseudo_labels_only_confident_pairs_each_member_its_own():
+    from pbrl.reward.surf import SurfConfig, UnlabelledPool
+
+    pool = UnlabelledPool(SurfConfig(threshold=0.9, lambda_u=2.0), k=2, length=5)
+    # member 0: pair 0 confident for segment 0 (p = 0.95), pair 1 not (0.6); member 1: pair 0 confident for segment 1
+    scores = torch.tensor([[[math.log(19.0), 0.0], [math.log(1.5), 0.0]],
+                           [[0.0, math.log(19.0)], [0.0, 0.0]]], requires_grad=True)
+    loss, kept = pool.loss(scores)
+    assert kept.item() == 0.5  # two of four (member, pair) cells pass the 0.9 threshold
+    expected = 2.0 * (-math.log(0.95) * 2) / 4  # lambda_u x masked CE, averaged over every cell, masked ones as 0
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert scores.grad[:, 1].abs().sum() == 0  # the unconfident pairs give no gradient
+
+
+def test_surf_pool_grows_with_the_rounds_and_never_joins_the_labels(tmp_path):
+    ws = Workspace(tiny_config(*PEBBLE, "reward_model.semi=true", "reward_model.surf.inv_label_ratio=4",
+                               "reward_model.surf.threshold=0.6", "reward_model.surf.mu=2"), tmp_path / "run")
+    fits = []
+    fit = ws.feedback.learner.model.fit
+    ws.feedback.learner.model.fit = lambda *a: (fits.append(fit(*a)), fits[-1])[1]
+    ws.train()
+    learner = ws.feedback.learner
+    assert len(learner.pool) == 30 * 4 and len(learner.labels) == 30  # 4 unlabelled pairs per query asked
+    episodes = ws.store.episode[learner.pool.rows]  # [M, 2, T]: a segment never crosses an episode end
+    assert (episodes == episodes[..., :1]).all()
+    assert all(0 <= f["surf_kept"] <= 1 for f in fits) and any(f["surf_kept"] > 0 for f in fits)

@@ -24,6 +24,7 @@ from pbrl.reward.crop import make_crop
 from pbrl.reward.labels import LabelSet
 from pbrl.reward.model import RewardModel, RewardModelConfig
 from pbrl.reward.rime import RimeWarmStart, make_selector
+from pbrl.reward.surf import make_pool
 from pbrl.teachers import RewardLedger, Teacher, make_teacher
 from pbrl.teachers.base import OUTCOMES, RoundInfo
 
@@ -49,7 +50,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
     fields = {f.name for f in dataclasses.fields(RewardModelConfig)}
     unknown = sorted(set(rm) - fields)
     if unknown:
-        raise ConfigError(f"reward_model.{unknown[0]}", f"not a reward-model setting; allowed: {', '.join(sorted(fields))}")
+        raise ConfigError(f"reward_model.{unknown[0]}",
+                          f"not a reward-model setting; allowed: {', '.join(sorted(fields))}")
     check_choice("reward_model.output", rm["output"], ("tanh", "linear"))
     for key in ("ensemble_size", "hidden_dim", "depth", "batch_size", "epochs", "relabel_batch"):
         check_int(f"reward_model.{key}", rm[key], minimum=1)
@@ -79,6 +81,7 @@ class PreferenceLearner:
         self.warm_start = (RimeWarmStart(self.selector.cfg, int(cfg["pretrain"]["k"]), device)
                            if self.selector is not None and self.selector.cfg.warm_start_updates else None)
         self.crop = make_crop(cfg["reward_model"], self.length)  # reward_model.crop=qpa, else None
+        self.pool = make_pool(cfg["reward_model"], self.k, self.length)  # reward_model.semi=true, else None
         self.ledger = ledger
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
         run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
@@ -121,6 +124,8 @@ class PreferenceLearner:
         trains only if there are new ones; ``stats["trained"]`` says whether it did.
         """
         started = time.perf_counter()
+        if self.pool is not None:
+            self.pool.store = store  # the pool holds rows of this store (also after a resume)
         count = min(int(self.fb["mb_size"]), self.budget_left) if ask else 0
         if count > 0:
             rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
@@ -135,6 +140,8 @@ class PreferenceLearner:
                 queries.sim_state = store.sim_state[queries.index]
             self.teacher.ask(queries, RoundInfo(self.rounds, step, rule, self._disagreement(queries)))
             self.asked += count
+            if self.pool is not None:  # SURF: random unlabelled pairs, inv_label_ratio per query asked
+                self.pool.add(store, count * self.pool.cfg.inv_label_ratio, self.rng, int(self.fb["last_episodes"]))
         first_new = len(self.labels)
         for queries, answers in self.teacher.collect(wait=not self.teacher.asynchronous):
             for outcome, n in answers.counts().items():
@@ -155,7 +162,7 @@ class PreferenceLearner:
                 self.heldout_total += ranked
             stats["reward_heldout_acc_round"] = acc
         if train:
-            stats.update(self.model.fit(self.labels, self.generator, self.selector, self.crop))
+            stats.update(self.model.fit(self.labels, self.generator, self.selector, self.crop, self.pool))
             self.trainings += 1
         if count > 0 or train:
             self.rounds += 1
@@ -184,7 +191,8 @@ class PreferenceLearner:
                 "outcomes": dict(self.outcomes), "heldout": (self.heldout_correct, self.heldout_total),
                 "last": dict(self.last), "generator": self.generator.get_state(),
                 **({"rime": self.selector.state_dict()} if self.selector is not None else {}),
-                **({"rime_warm_start": self.warm_start.state_dict()} if self.warm_start is not None else {})}
+                **({"rime_warm_start": self.warm_start.state_dict()} if self.warm_start is not None else {}),
+                **({"surf_rows": self.pool.rows} if self.pool is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -201,3 +209,5 @@ class PreferenceLearner:
             self.selector.load_state_dict(state["rime"])
         if self.warm_start is not None and "rime_warm_start" in state:
             self.warm_start.load_state_dict(state["rime_warm_start"])
+        if self.pool is not None and "surf_rows" in state:
+            self.pool.rows = np.asarray(state["surf_rows"])

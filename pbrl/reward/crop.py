@@ -36,7 +36,7 @@ class Crop:
         return ((t >= start[..., None]) & (t < (start + crop_len)[..., None])).float()
 
     def scores(self, step_rewards: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Cropped scores: per-step rewards ``[E, p, K, T]``, each member's masks ``[E, C, p, K, T]`` -> ``[E, C*p, K]``."""
+        """Cropped scores: per-step rewards ``[E, p, K, T]``, member masks ``[E, C, p, K, T]`` -> ``[E, C*p, K]``."""
         e = step_rewards.shape[0]
         out = torch.einsum("epkt,ecpkt->ecpk", step_rewards, masks)
         return out.reshape(e, -1, out.shape[-1])

@@ -44,6 +44,8 @@ class RewardModelConfig:
     rime: dict | None = None  # RimeConfig's fields, overriding its defaults
     crop: str = "none"  # none | qpa (pbrl/reward/crop.py)
     crop_settings: dict | None = None  # Crop's fields, overriding its defaults
+    semi: bool = False  # SURF's pseudo-labels on unlabelled pairs (pbrl/reward/surf.py)
+    surf: dict | None = None  # SurfConfig's fields, overriding its defaults
 
 
 CPU_ROWS_PER_PASS = 1024
@@ -132,13 +134,15 @@ class RewardModel:
         scores = self.segment_scores(obs, action).mean(0)  # [N, K]
         return float((scores.argmax(-1) == ranking[:, 0]).float().mean())
 
-    def fit(self, labels: LabelSet, generator: torch.Generator, selector=None, crop=None) -> dict:
+    def fit(self, labels: LabelSet, generator: torch.Generator, selector=None, crop=None, pool=None) -> dict:
         """One PEBBLE reward-learning round over all labels; returns loss, accuracy and epochs run.
 
         With a ``selector`` (RIME's, pbrl/reward/rime.py) each epoch trains on the labels it trusts and,
         with the label reversed for that epoch, on those it flips; a round then runs at least its
         ``min_epochs`` before accuracy may stop it. With a ``crop`` (QPA's, pbrl/reward/crop.py) every query is
-        trained on random temporal crops of its segments, each crop with the query's label."""
+        trained on random temporal crops of its segments, each crop with the query's label. With a ``pool``
+        (SURF's unlabelled pairs, pbrl/reward/surf.py) every minibatch adds the pseudo-labelled loss of
+        ``mu`` pooled pairs per labelled query, each member on its own pairs."""
         cfg = self.cfg
         n, e = len(labels), cfg.ensemble_size
         if n == 0:
@@ -152,6 +156,7 @@ class RewardModel:
         loss_sum, acc = math.nan, math.nan
         epoch = 0
         ranking_epoch, chosen = ranking_all, None
+        kept_sum, kept_count = torch.zeros((), device=self.device), 0  # SURF: pseudo-labelled pairs kept
         for epoch in range(1, cfg.epochs + 1):
             if selector is not None:  # this epoch's labels: RIME's trusted ones, and the flipped ones reversed
                 losses = label_losses(self.choice_probs(obs_all, action_all), ranking_all, equal_all)
@@ -188,6 +193,15 @@ class RewardModel:
                         hit = (scores.argmax(-1) == ranking[..., 0]).reshape(e, -1, part.shape[1]).float().mean(1)
                         correct += (hit * ranked[part]).sum()  # a cropped query counts its crops' mean
                         loss_sum += loss.detach() * idx.shape[1]
+                if pool is not None and len(pool):  # SURF: each member its own mu x b unlabelled pairs
+                    m = idx.shape[1] * pool.cfg.mu
+                    unlabelled = pool.inputs(e * m, generator).to(self.device).reshape(e, m, *inputs_all.shape[1:])
+                    for part in unlabelled.split(per_pass, dim=1):
+                        loss_u, kept = pool.loss(self._scores(part, per_member=True))
+                        (loss_u * (part.shape[1] / m)).backward()
+                        kept_sum += kept.detach() * part.shape[1]
+                        kept_count += part.shape[1]
+                        rows += part.shape[0] * part.shape[1] * labels.k * labels.length
                 self.opt.step()
                 self.updates += 1
                 rows += idx.numel() * labels.k * labels.length
@@ -200,7 +214,8 @@ class RewardModel:
         return {"reward_loss": loss_sum / max(1, order.shape[1]), "reward_train_acc": acc, "reward_epochs": epoch,
                 "reward_fit_s": time.perf_counter() - started,
                 "reward_fit_gflop": rows * self.train_flop_per_row() / 1e9,
-                **(selector.last if selector is not None else {})}
+                **(selector.last if selector is not None else {}),
+                **({"surf_kept": float(kept_sum) / kept_count} if kept_count else {})}
 
     def queries_per_pass(self, rows_per_query: int) -> int:
         """Queries per forward/backward pass of a minibatch (its gradient is the sum over passes).
