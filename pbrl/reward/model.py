@@ -163,9 +163,8 @@ class RewardModel:
                 trusted, flipped = selector.select(losses.cpu().numpy(), equal_all.cpu().numpy())
                 chosen = torch.as_tensor(np.concatenate([np.flatnonzero(trusted), np.flatnonzero(flipped)]),
                                          device=self.device)
-                ranking_epoch = ranking_all.clone()
-                ranking_epoch[torch.as_tensor(flipped, device=self.device)] = ranking_all[
-                    torch.as_tensor(flipped, device=self.device)].flip(-1)
+                flip = torch.as_tensor(flipped, device=self.device)
+                ranking_epoch = torch.where(flip[:, None], ranking_all.flip(-1), ranking_all)
             if chosen is None:  # each member its own permutation of all labels: [E, N]
                 order = torch.argsort(torch.rand(e, n, generator=generator), dim=1).to(self.device)
             else:  # ... of the epoch's chosen labels (a trusted one that is also flipped comes twice, as in RIME)
