@@ -8,7 +8,8 @@ Every cell is experiment=pebble_walker2d at 100k env steps (9k state-entropy ste
 10k steps from 10k), one torch thread per run, two runs side by side:
 
 - ``efficiency``: the oracle teacher and 200 labels (10 rounds of 20) x {PEBBLE, +SURF, +RUNE, +QPA}. SURF
-  is its pseudo-labels and its crops (60-step segments cropped to 45-55); QPA here
+  is its pseudo-labels and its crops (60-step segments, the teacher judging the centre 50, crops of
+  45-55 steps); QPA here
   is its policy-aligned queries (the newest 10 episodes) and batches (half of each SAC batch from the
   newest 10k transitions while labels are collected) and its temporal crops (20 per query).
 - ``noise``: the ``mistake`` teacher with eps = 0.3 and 1000 labels (10 rounds of 100) x {PEBBLE, +RIME},
@@ -36,8 +37,7 @@ BASE = ["experiment=pebble_walker2d", "steps=100000", "threads=1", "eval.every=1
 ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
     "pebble": [],
     "rune": ["reward.bonus=rune"],
-    "surf": ["reward_model.semi=true", "feedback.segment=60", "reward_model.crop=qpa",
-             "reward_model.crop_settings.crops=1"],
+    "surf": ["reward_model.semi=true", "reward_model.crop=surf"],
     "qpa": ["feedback.last_episodes=10", "agent.recent_fraction=0.5", "agent.recent_window=10000",
             "reward_model.crop=qpa"],
     "rime": ["reward_model.robust=rime"],

@@ -266,7 +266,7 @@ def test_a_run_with_qpa_crops_trains_and_bad_crop_settings_name_the_field(tmp_pa
     summary = ws.train()
     assert ws.feedback.learner.crop.crops == 4 and summary["labels"] == 30
     assert 0 <= summary["reward_train_acc"] <= 1
-    for override, field in (("reward_model.crop=surf", "reward_model.crop"),
+    for override, field in (("reward_model.crop=mixup", "reward_model.crop"),
                             ("reward_model.crop_settings.shorten_min=30", "reward_model.crop_settings.shorten_min")):
         with pytest.raises(ConfigError) as err:
             Workspace(tiny_config(*PEBBLE, "reward_model.crop=qpa", override), tmp_path / "bad")
@@ -351,3 +351,46 @@ def test_surf_pool_grows_with_the_rounds_and_never_joins_the_labels(tmp_path):
     episodes = ws.store.episode[learner.pool.rows]  # [M, 2, T]: a segment never crosses an episode end
     assert (episodes == episodes[..., :1]).all()
     assert all(0 <= f["surf_kept"] <= 1 for f in fits) and any(f["surf_kept"] > 0 for f in fits)
+
+
+def test_surf_crops_queries_longer_segments_the_teacher_judges_by_their_centre(tmp_path):
+    ws = Workspace(tiny_config(*PEBBLE, "reward_model.crop=surf", "reward_model.semi=true",
+                               "reward_model.surf.inv_label_ratio=2", "reward_model.surf.mu=1"), tmp_path / "run")
+    judged = []
+    teacher = ws.feedback.learner.teacher
+    ask = teacher.ask
+    teacher.ask = lambda queries, info: (judged.append(queries.index.copy()), ask(queries, info))[1]
+    ws.train()
+    learner = ws.feedback.learner
+    assert (learner.crop.crops, learner.crop.shorten_min, learner.crop.shorten_max) == (1, 5, 15)
+    assert learner.labels.length == 30 and learner.pool.rows.shape[-1] == 30  # segment 20 + 2 x window 5
+    assert all(index.shape[-1] == 20 for index in judged)  # the teacher saw the centre 20 steps
+    first = judged[0]  # the oracle skips nothing: the first round's labels are its queries, in order
+    np.testing.assert_array_equal(learner.labels.obs[:len(first), :, 5:25], ws.store.obs[first])
+
+
+def test_surf_crop_lengths_are_the_segment_plus_minus_its_range():
+    from pbrl.reward.crop import make_crop
+
+    crop = make_crop({"crop": "surf", "crop_settings": {"window": 5, "range": 5}}, length=50)
+    masks = crop.masks(n=500, k=2, length=60, generator=torch.Generator().manual_seed(0))
+    lengths = masks.sum(-1)
+    assert lengths.min() == 45 and lengths.max() == 55  # SURF: segment 50 +- crop_range 5 out of 60 stored
+
+
+def test_surf_pseudo_labels_come_from_the_label_scores_when_given():
+    from pbrl.reward.surf import SurfConfig, UnlabelledPool
+
+    pool = UnlabelledPool(SurfConfig(threshold=0.9), k=2, length=5)
+    cropped = torch.zeros(1, 1, 2, requires_grad=True)  # the crop cannot tell the segments apart
+    centre = torch.tensor([[[0.0, 5.0]]])  # the centre window prefers segment 1, p = 0.993
+    loss, kept = pool.loss(cropped, centre)
+    assert kept.item() == 1.0 and loss.item() == pytest.approx(math.log(2))  # CE of (0.5, 0.5) against label 1
+    loss.backward()
+    assert cropped.grad[0, 0, 1] < 0  # pushes the cropped score towards segment 1
+
+
+def test_surf_crop_refuses_a_persons_teacher(tmp_path):
+    with pytest.raises(ConfigError, match="crop=qpa or none"):
+        Workspace(tiny_config(*PEBBLE, "teacher=human", "teacher.serve=false", "reward_model.crop=surf"),
+                  tmp_path / "run")

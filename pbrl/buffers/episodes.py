@@ -52,6 +52,12 @@ class QueryPool:
         return QueryPool(self.index[chosen], self.obs[sel], self.action[sel],
                          None if self.sim_state is None else self.sim_state[chosen])
 
+    def centre(self, margin: int) -> "QueryPool":
+        """The same queries without ``margin`` steps at each end of every segment (SURF's teacher sees these)."""
+        cut = slice(margin, self.index.shape[-1] - margin)
+        return QueryPool(self.index[..., cut], self.obs[:, :, cut], self.action[:, :, cut],
+                         None if self.sim_state is None else self.sim_state[:, :, cut])
+
     def features(self) -> torch.Tensor:
         """Flattened observations ``[P, K*T*obs_dim]``: the space k-center measures distances in."""
         return self.obs.reshape(len(self), -1)

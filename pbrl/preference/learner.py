@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import pbrl.human.teacher  # noqa: F401  (registers teacher=human; the viewer's web stack is not imported)
-from pbrl.buffers.episodes import EpisodeStore
+from pbrl.buffers.episodes import EpisodeStore, QueryPool
 from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.crop import make_crop
@@ -76,12 +76,19 @@ class PreferenceLearner:
         self.rng = rng
         self.generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
         self.model = RewardModel(obs_dim, action_dim, RewardModelConfig(**cfg["reward_model"]), device, precision)
-        self.labels = LabelSet(self.k, self.length, obs_dim, action_dim)
+        self.crop = make_crop(cfg["reward_model"], self.length)  # reward_model.crop=qpa|surf, else None
+        # SURF's crop stores segments 2 x window longer than the teacher judges: queries, labels and pool use these
+        self.margin = self.crop.window if self.crop is not None else 0
+        self.query_length = self.length + 2 * self.margin
+        if self.margin and cfg["teacher"]["name"] == "human":
+            raise ConfigError("reward_model.crop", "surf shows the teacher the centre of longer segments, which a "
+                                                   "person's viewer does not; with teacher=human use crop=qpa or none")
+        self._full: dict[int, QueryPool] = {}  # the whole segments of queries a teacher judges by their centre
+        self.labels = LabelSet(self.k, self.query_length, obs_dim, action_dim)
         self.selector = make_selector(cfg["reward_model"], self.k)  # reward_model.robust=rime, else None
         self.warm_start = (RimeWarmStart(self.selector.cfg, int(cfg["pretrain"]["k"]), device)
                            if self.selector is not None and self.selector.cfg.warm_start_updates else None)
-        self.crop = make_crop(cfg["reward_model"], self.length)  # reward_model.crop=qpa, else None
-        self.pool = make_pool(cfg["reward_model"], self.k, self.length)  # reward_model.semi=true, else None
+        self.pool = make_pool(cfg["reward_model"], self.k, self.query_length)  # reward_model.semi=true, else None
         self.ledger = ledger
         # the teacher draws its noise from its own stream, so its presets do not shift the run's other draws
         run = {"run_dir": run_dir, "env_id": cfg["env"]["id"], "env_kwargs": cfg["env"].get("kwargs"), "k": self.k,
@@ -106,7 +113,7 @@ class PreferenceLearner:
 
     def can_ask(self, store: EpisodeStore) -> bool:
         """Whether the query pool holds at least one valid segment (episodes may all be shorter early on)."""
-        return store.can_segment(self.length, int(self.fb["last_episodes"]))
+        return store.can_segment(self.query_length, int(self.fb["last_episodes"]))
 
     def wants_round(self) -> bool:
         """Budget left to ask, or labels still to come from queries already asked (or given, not yet taken)."""
@@ -131,19 +138,24 @@ class PreferenceLearner:
             rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
             ctx = SelectionContext(self.model, self.labels.features(), self.rng)
             try:
-                queries = select(rule, store, count, ctx, self.k, self.length, int(self.fb["large_batch"]),
+                queries = select(rule, store, count, ctx, self.k, self.query_length, int(self.fb["large_batch"]),
                                  int(self.fb["last_episodes"]))
             except ValueError as exc:  # no episode long enough for one segment
                 raise ConfigError("feedback.segment", f"{exc} (segment={self.length}); use shorter segments, a later "
                                                       "first round (pretrain.steps), or env.terminate=false") from None
             if store.sim_state.shape[1]:
                 queries.sim_state = store.sim_state[queries.index]
+            if self.margin:  # SURF: the teacher judges the centre; the labels keep the whole segments
+                judged = queries.centre(self.margin)
+                self._full[id(judged)] = queries
+                queries = judged
             self.teacher.ask(queries, RoundInfo(self.rounds, step, rule, self._disagreement(queries)))
             self.asked += count
             if self.pool is not None:  # SURF: random unlabelled pairs, inv_label_ratio per query asked
                 self.pool.add(store, count * self.pool.cfg.inv_label_ratio, self.rng, int(self.fb["last_episodes"]))
         first_new = len(self.labels)
         for queries, answers in self.teacher.collect(wait=not self.teacher.asynchronous):
+            queries = self._full.pop(id(queries), queries)
             for outcome, n in answers.counts().items():
                 self.outcomes[outcome] += n
             keep = ~answers.skipped

@@ -196,7 +196,14 @@ class RewardModel:
                     m = idx.shape[1] * pool.cfg.mu
                     unlabelled = pool.inputs(e * m, generator).to(self.device).reshape(e, m, *inputs_all.shape[1:])
                     for part in unlabelled.split(per_pass, dim=1):
-                        loss_u, kept = pool.loss(self._scores(part, per_member=True))
+                        if crop is not None and crop.window:  # SURF: labels from the centre, loss on a crop
+                            steps, w = self._step_rewards(part), crop.window
+                            masks = crop.masks(e * part.shape[1], labels.k, labels.length, generator).to(self.device)
+                            masks = masks.reshape(1, e, part.shape[1], labels.k, labels.length).transpose(0, 1)
+                            loss_u, kept = pool.loss(crop.scores(steps, masks),
+                                                     steps[..., w:labels.length - w].sum(-1).detach())
+                        else:
+                            loss_u, kept = pool.loss(self._scores(part, per_member=True))
                         (loss_u * (part.shape[1] / m)).backward()
                         kept_sum += kept.detach() * part.shape[1]
                         kept_count += part.shape[1]

@@ -10,9 +10,8 @@ Defaults from the official code (github.com/alinlab/SURF): ``reward_model_semi_d
 (``semi_train_reward``, ``put_unlabeled_queries``) and its README's walker-walk command
 (``threshold_u 0.99``, ``mu 4``, ``lambda_u 1``, ``inv_label_ratio 100``; 10 for Meta-World).
 
-SURF also crops segments in time (stored 10 steps longer, crops of the labelled length ± 5): with
-``feedback.segment=60 reward_model.crop=qpa reward_model.crop_settings.crops=1`` pbrl trains on crops of
-45 to 55 of 60 steps the same way, except that the teacher judges all 60 steps, not the centre 50.
+SURF also crops segments in time (stored 10 steps longer, crops of the labelled length ± 5):
+``reward_model.crop=surf`` (pbrl/reward/crop.py); the pseudo-labels then come from the uncropped centre.
 """
 
 from __future__ import annotations
@@ -60,10 +59,12 @@ class UnlabelledPool:
         obs, action = torch.from_numpy(self.store.obs[pick]), torch.from_numpy(self.store.action[pick])
         return torch.cat([obs, action], dim=-1)
 
-    def loss(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """SURF's unlabelled loss of each member's scores ``[E, m, K]``, and the share of pairs it kept."""
+    def loss(self, scores: torch.Tensor, label_scores: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """SURF's unlabelled loss of each member's scores ``[E, m, K]``, and the share of pairs it kept.
+
+        ``label_scores`` (default: ``scores``) give the pseudo-labels: with SURF's crop, the uncropped centre."""
         with torch.no_grad():
-            probs = torch.softmax(scores, dim=-1)
+            probs = torch.softmax(scores if label_scores is None else label_scores, dim=-1)
             confidence, pseudo = probs.max(-1)  # [E, m]: each member's own pseudo-label
             mask = (confidence >= self.cfg.threshold).float()
         nll = F.cross_entropy(scores.reshape(-1, scores.shape[-1]), pseudo.reshape(-1), reduction="none")
