@@ -70,7 +70,7 @@ def make_env(env_id: str, kwargs: Mapping[str, Any] | None = None, max_episode_s
                                         "e.g. env.kwargs.terminate_when_unhealthy=false")
     kwargs = dict(kwargs or {})
     suites.check_kwargs(env_id, kwargs)
-    limit = max_episode_steps or suites.default_time_limit(env_id, kwargs)
+    limit = max_episode_steps or suites.default_time_limit(env_id)
     if limit is not None:
         limit *= action_repeat  # gymnasium's TimeLimit counts env steps
     try:

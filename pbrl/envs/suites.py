@@ -102,7 +102,7 @@ def check_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
         raise ConfigError("env.kwargs.env_name", f"{env_id} needs a Meta-World v3 task name, got {name!r}; {hint}")
 
 
-def default_time_limit(env_id: str, kwargs: dict[str, Any]) -> int | None:
+def default_time_limit(env_id: str) -> int | None:
     """The episode length a suite's env ends at by itself (gymnasium's spec does not record it)."""
     if env_id in METAWORLD_IDS:
         return 500  # metaworld.sawyer_xyz_env.SawyerXYZEnv.max_path_length

@@ -32,7 +32,6 @@ class RuneReward(RewardSource):
 
     def __init__(self, learned: LearnedReward, beta: float, decay: float, step: Callable[[], int]):
         self.learned, self.beta, self.decay, self._step = learned, beta, decay, step
-        self.batch_size = learned.batch_size
 
     @property
     def version(self) -> int:
