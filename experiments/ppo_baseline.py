@@ -10,8 +10,8 @@ every 25k steps, 10 deterministic episodes of the env as registered with start s
 ``seed + 1_000_000 + i``. pbrl's runs are one hydra multirun (resumable from snapshots); SB3's runs
 are plain processes (2 side by side) that write the same files (``config.yaml``, ``metrics.csv``,
 ``summary.json``) into ``runs/ppo_baseline/sb3/...``, so that ``pbrl-report`` reads both; an SB3
-run that was interrupted starts again. The report groups by ``tag`` (``ppo`` = pbrl, ``sb3_ppo``)
-and ``env.id``: IQM with stratified-bootstrap 95 % CIs over seeds. Results:
+run that was interrupted resumes from its last snapshot (``run_sb3``). The report groups by ``tag``
+(``ppo`` = pbrl, ``sb3_ppo``) and ``env.id``: IQM with stratified-bootstrap 95 % CIs over seeds. Results:
 experiments/results/ppo_baseline/.
 """
 
@@ -21,6 +21,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,18 +34,23 @@ TASKS = ("halfcheetah", "hopper")
 EVAL_EPISODES = 10
 
 
-def preset(task: str, seed: int, steps: int | None) -> dict:
+def preset(task: str, seed: int, steps: int | None, extra: tuple[str, ...] = ()) -> dict:
     """The composed pbrl config of ``experiment=ppo_<task>``: the one source of both sides' settings."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    overrides = [f"experiment=ppo_{task}", f"seed={seed}"] + ([f"steps={steps}"] if steps else [])
+    overrides = [f"experiment=ppo_{task}", f"seed={seed}"] + ([f"steps={steps}"] if steps else []) + list(extra)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
 
 
-def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path) -> None:
-    """One stable-baselines3 PPO run with the preset's hyperparameters, logged like a pbrl run."""
+def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path, extra: tuple[str, ...] = ()) -> None:
+    """One stable-baselines3 PPO run with the preset's hyperparameters, logged like a pbrl run.
+
+    Every ``snapshot.every`` steps (at a rollout boundary, after its update) it saves the model with its
+    optimiser, the VecNormalize statistics and the evaluations so far to ``<run_dir>/resume``; a rerun
+    continues from there with ``reset_num_timesteps=False`` (so the learning-rate and clip schedules go on).
+    The episode in progress is lost: the envs restart with fresh seeds (``seed + 10_000 * resumes``)."""
     import gymnasium as gym
     import numpy as np
     import torch
@@ -55,27 +61,40 @@ def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path) -> None:
     from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(1)
-    cfg = preset(task, seed, steps)
+    cfg = preset(task, seed, steps, extra)
     a, env_id = cfg["agent"], cfg["env"]["id"]
     assert cfg["teacher"]["name"] == "none" and a["name"] == "ppo" and cfg["seed_steps"] == 0, "true-reward PPO only"
     cfg["tag"] = "sb3_ppo"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
-    venv = make_vec_env(env_id, n_envs=a["n_envs"], seed=seed)
-    if a["normalize_obs"] or a["normalize_reward"]:
-        venv = VecNormalize(venv, norm_obs=a["normalize_obs"], norm_reward=a["normalize_reward"], gamma=a["gamma"],
-                            clip_obs=a["clip_obs"], clip_reward=a["clip_reward"])
-    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[a["activation"]]
-    net = [a["hidden_dim"]] * a["depth"]
-    model = PPO("MlpPolicy", venv, n_steps=a["n_steps"], batch_size=a["batch_size"], n_epochs=a["n_epochs"],
-                learning_rate=a["lr"], gamma=a["gamma"], gae_lambda=a["gae_lambda"], clip_range=a["clip_range"],
-                clip_range_vf=a["clip_range_vf"], normalize_advantage=a["normalize_advantage"], ent_coef=a["ent_coef"],
-                vf_coef=a["vf_coef"], max_grad_norm=a["max_grad_norm"], target_kl=a["target_kl"], seed=seed,
-                device="cpu", policy_kwargs=dict(net_arch=dict(pi=net, vf=net), activation_fn=activation,
-                                                 log_std_init=a["log_std_init"], ortho_init=a["ortho_init"]))
+    ckpt, ckpt_old, ckpt_tmp = run_dir / "resume", run_dir / "resume.old", run_dir / "resume.tmp"
+    found = next((d for d in (ckpt, ckpt_old) if (d / "state.json").exists()), None)
+    state = json.loads((found / "state.json").read_text()) if found else {"rows": [], "wall_time_s": 0.0, "resumes": -1}
+    resumes = state["resumes"] + 1
+    normalize = a["normalize_obs"] or a["normalize_reward"]
+    venv = make_vec_env(env_id, n_envs=a["n_envs"], seed=seed + 10_000 * resumes)
+    if found:
+        if normalize:
+            venv = VecNormalize.load(str(found / "vecnormalize.pkl"), venv)
+        model = PPO.load(found / "model.zip", env=venv, device="cpu")  # force_reset: the envs start new episodes
+        model.set_random_seed(seed + 10_000 * resumes)
+        print(f"{run_dir.name}: resuming at step {model.num_timesteps} (resume {resumes})", flush=True)
+    else:
+        if normalize:
+            venv = VecNormalize(venv, norm_obs=a["normalize_obs"], norm_reward=a["normalize_reward"], gamma=a["gamma"],
+                                clip_obs=a["clip_obs"], clip_reward=a["clip_reward"])
+        activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[a["activation"]]
+        net = [a["hidden_dim"]] * a["depth"]
+        model = PPO("MlpPolicy", venv, n_steps=a["n_steps"], batch_size=a["batch_size"], n_epochs=a["n_epochs"],
+                    learning_rate=a["lr"], gamma=a["gamma"], gae_lambda=a["gae_lambda"], clip_range=a["clip_range"],
+                    clip_range_vf=a["clip_range_vf"], normalize_advantage=a["normalize_advantage"],
+                    ent_coef=a["ent_coef"], vf_coef=a["vf_coef"], max_grad_norm=a["max_grad_norm"],
+                    target_kl=a["target_kl"], seed=seed, device="cpu",
+                    policy_kwargs=dict(net_arch=dict(pi=net, vf=net), activation_fn=activation,
+                                       log_std_init=a["log_std_init"], ortho_init=a["ortho_init"]))
     eval_env = gym.make(env_id)
-    rows: list[dict] = []
-    started = time.perf_counter()
+    rows: list[dict] = state["rows"]
+    started = time.perf_counter() - state["wall_time_s"]
 
     def evaluate(step: int) -> None:
         returns = []
@@ -96,19 +115,43 @@ def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path) -> None:
             writer.writeheader()
             writer.writerows(rows)
 
-    every = cfg["eval"]["every"]
+    def snapshot() -> None:
+        """Write the new snapshot beside the old one, then swap: a kill at any point leaves one readable."""
+        shutil.rmtree(ckpt_tmp, ignore_errors=True)
+        ckpt_tmp.mkdir()
+        model.save(ckpt_tmp / "model.zip")
+        if isinstance(venv, VecNormalize):
+            venv.save(str(ckpt_tmp / "vecnormalize.pkl"))
+        (ckpt_tmp / "state.json").write_text(json.dumps(
+            {"env_step": model.num_timesteps, "rows": rows, "wall_time_s": time.perf_counter() - started,
+             "resumes": resumes}))
+        shutil.rmtree(ckpt_old, ignore_errors=True)
+        if ckpt.exists():
+            ckpt.rename(ckpt_old)
+        ckpt_tmp.rename(ckpt)
+        shutil.rmtree(ckpt_old, ignore_errors=True)
 
-    class Evaluate(BaseCallback):
+    every, snap_every = cfg["eval"]["every"], cfg["snapshot"]["every"]
+
+    class Callback(BaseCallback):
         def _on_step(self) -> bool:
             if self.num_timesteps % every < a["n_envs"] and self.num_timesteps >= every:
                 evaluate(self.num_timesteps)
             return True
 
-    model.learn(total_timesteps=cfg["steps"], callback=Evaluate())
+        def _on_rollout_start(self) -> None:  # the previous rollout's update is done: a consistent point
+            if snap_every and self.num_timesteps // snap_every > state.get("env_step", 0) // snap_every:
+                snapshot()
+                state["env_step"] = self.num_timesteps
+
+    state.setdefault("env_step", model.num_timesteps)
+    model.learn(total_timesteps=cfg["steps"] - model.num_timesteps, callback=Callback(), reset_num_timesteps=not found)
     if not rows or rows[-1]["env_step"] != model.num_timesteps:
         evaluate(model.num_timesteps)
     wall = time.perf_counter() - started
-    write_sb3_summary(run_dir, env_id, seed, model.num_timesteps, rows, wall)
+    resumed = {"resumes": resumes} if resumes else {}
+    write_sb3_summary(run_dir, env_id, seed, model.num_timesteps, rows, wall, **resumed)
+    shutil.rmtree(ckpt, ignore_errors=True)
 
 
 def write_sb3_summary(run_dir: Path, env_id: str, seed: int, steps: int, rows: list[dict], wall: float,
