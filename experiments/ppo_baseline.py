@@ -69,7 +69,8 @@ def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path, extra: tuple
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
     ckpt, ckpt_old, ckpt_tmp = run_dir / "resume", run_dir / "resume.old", run_dir / "resume.tmp"
     found = next((d for d in (ckpt, ckpt_old) if (d / "state.json").exists()), None)
-    state = json.loads((found / "state.json").read_text()) if found else {"rows": [], "wall_time_s": 0.0, "resumes": -1}
+    fresh = {"rows": [], "wall_time_s": 0.0, "cpu_time_s": 0.0, "resumes": -1}
+    state = json.loads((found / "state.json").read_text()) if found else fresh
     resumes = state["resumes"] + 1
     normalize = a["normalize_obs"] or a["normalize_reward"]
     venv = make_vec_env(env_id, n_envs=a["n_envs"], seed=seed + 10_000 * resumes)
@@ -95,6 +96,7 @@ def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path, extra: tuple
     eval_env = gym.make(env_id)
     rows: list[dict] = state["rows"]
     started = time.perf_counter() - state["wall_time_s"]
+    cpu_started = time.process_time() - state["cpu_time_s"]  # CPU seconds: the run's cost without pauses
 
     def evaluate(step: int) -> None:
         returns = []
@@ -124,7 +126,7 @@ def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path, extra: tuple
             venv.save(str(ckpt_tmp / "vecnormalize.pkl"))
         (ckpt_tmp / "state.json").write_text(json.dumps(
             {"env_step": model.num_timesteps, "rows": rows, "wall_time_s": time.perf_counter() - started,
-             "resumes": resumes}))
+             "cpu_time_s": time.process_time() - cpu_started, "resumes": resumes}))
         shutil.rmtree(ckpt_old, ignore_errors=True)
         if ckpt.exists():
             ckpt.rename(ckpt_old)
@@ -150,7 +152,8 @@ def run_sb3(task: str, seed: int, steps: int | None, run_dir: Path, extra: tuple
         evaluate(model.num_timesteps)
     wall = time.perf_counter() - started
     resumed = {"resumes": resumes} if resumes else {}
-    write_sb3_summary(run_dir, env_id, seed, model.num_timesteps, rows, wall, **resumed)
+    write_sb3_summary(run_dir, env_id, seed, model.num_timesteps, rows, wall,
+                      cpu_time_s=time.process_time() - cpu_started, **resumed)
     shutil.rmtree(ckpt, ignore_errors=True)
 
 

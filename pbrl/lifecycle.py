@@ -1,4 +1,4 @@
-"""A run's life outside the training loop: its record (``run.json``), stop signals, and snapshot files.
+"""A run's life outside the training loop: its record (``run.json``), stop signals, its clock, snapshot files.
 
 ``run.json`` makes a run folder self-describing: the command that reruns it, the machine it ran
 on (host, CPU model and torch kernel capability, GPU, threads, precision) and its ``status``:
@@ -174,6 +174,46 @@ class StopSignals:
 
 # ------------------------------------------------------------------------------------- snapshots
 UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+class RunClock:
+    """Time a run spent in ``train()``, summed over resumes: wall time, wall time less evaluation (``train``),
+    and this process's CPU time (``cpu``, all its threads; async env workers are other processes).
+
+    CPU time is the honest cost of a run on a shared machine: a run paused (SIGSTOP, a laptop asleep)
+    or waiting for another job's core adds wall time but no CPU time. ``cpu`` is None for a run resumed
+    from a snapshot written before pbrl kept it.
+    """
+
+    def __init__(self):
+        self.wall, self.train, self.cpu = 0.0, 0.0, 0.0
+        self.restart()
+
+    def restart(self) -> None:
+        """Start counting from now (train() calls it; time before that belongs to no total)."""
+        self._wall0, self._cpu0, self._eval = time.perf_counter(), time.process_time(), 0.0
+
+    def add_eval(self, seconds: float) -> None:
+        """Mark ``seconds`` of the time since the last restart as evaluation (left out of ``train``)."""
+        self._eval += seconds
+
+    def wall_now(self) -> float:
+        """Total wall time including the part not yet accumulated."""
+        return self.wall + time.perf_counter() - self._wall0
+
+    def accumulate(self) -> None:
+        """Move the time since the last restart into the totals, and restart."""
+        now, cpu = time.perf_counter(), time.process_time()
+        self.wall += now - self._wall0
+        self.train += now - self._wall0 - self._eval
+        self.cpu = None if self.cpu is None else self.cpu + cpu - self._cpu0
+        self._wall0, self._cpu0, self._eval = now, cpu, 0.0
+
+    def state_dict(self) -> dict:
+        return {"wall_time": self.wall, "train_time": self.train, "cpu_time": self.cpu}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.wall, self.train, self.cpu = state["wall_time"], state["train_time"], state.get("cpu_time")
 
 
 def save_snapshot_file(state: dict, path: Path, keep_previous: bool) -> None:

@@ -30,6 +30,8 @@ import yaml
 PROG = "pbrl-report"
 REPS = 2000  # bootstrap resamples
 PROGRESS = ("env_steps", "labels", "steps_per_s", "wall_time_s")  # from the last evaluation until a summary has them
+# a run's cost: wall time counts pauses and waiting for a shared core, the process's CPU time does not
+TIMES = ("steps_per_s", "wall_time_s", "cpu_time_s")
 
 
 class ReportError(Exception):
@@ -99,6 +101,8 @@ def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
             rows.append(row)
     runs = pd.json_normalize(rows, sep=".")  # nested config -> dotted columns (env.id, teacher.name)
     numbers = runs[list(PROGRESS)].apply(pd.to_numeric, errors="coerce")  # a null in a summary is NaN
+    if "cpu_time_s" in runs:  # summaries since pbrl kept it; null for a run resumed from an older snapshot
+        numbers["cpu_time_s"] = pd.to_numeric(runs["cpu_time_s"], errors="coerce")
     return runs.assign(**numbers.astype({"env_steps": "Int64", "labels": "Int64"}))  # whole numbers beside NaN
 
 
@@ -199,7 +203,8 @@ def aggregate(runs: pd.DataFrame, keys: Sequence[str], metric: str, finished_onl
               reps: int = REPS) -> pd.DataFrame:
     """One row per group: the keys (as text), ``runs``, ``finished``, ``not finished`` (``1 failed, 1 running``),
     then over finished runs (all runs if not ``finished_only``) with a value: ``n``, ``mean``, ``std`` (ddof=1),
-    ``iqm``, ``iqm_low``, ``iqm_high``, ``min``, ``max``; and finished runs' mean ``steps_per_s``, ``wall_time_s``."""
+    ``iqm``, ``iqm_low``, ``iqm_high``, ``min``, ``max``; and finished runs' mean ``steps_per_s``, ``wall_time_s``
+    and ``cpu_time_s`` (where some run has it)."""
     keys = list(keys)
     frame = runs.assign(**{k: runs[k].map(as_text) for k in keys})
     frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
@@ -210,7 +215,7 @@ def aggregate(runs: pd.DataFrame, keys: Sequence[str], metric: str, finished_onl
                                               **{"not finished": _not_finished}).join([
         scored.agg(n="count", mean="mean", std="std"),
         pd.DataFrame(ci.tolist(), index=ci.index, columns=["iqm", "iqm_low", "iqm_high"]),
-        scored.agg(min="min", max="max"), done.groupby(keys)[["steps_per_s", "wall_time_s"]].mean()])
+        scored.agg(min="min", max="max"), done.groupby(keys)[[c for c in TIMES if c in frame]].mean()])
     return table.assign(n=table["n"].fillna(0).astype(int)).reset_index()  # n: 0 in a group without finished runs
 
 
@@ -243,8 +248,9 @@ def markdown(table: pd.DataFrame) -> str:
 
 def _aggregate_markdown(table: pd.DataFrame, keys: Sequence[str], reference: str | None) -> str:
     """The aggregate table for report.md; with a ``reference`` group, each mean as a percentage of its."""
-    shown = table.drop(columns=["iqm_low", "iqm_high"]).rename(columns={
-        "iqm": "IQM [95% CI]", "steps_per_s": "steps/s", "wall_time_s": "wall time (s)"})
+    unknown = [c for c in TIMES[2:] if c in table and table[c].isna().all()]
+    shown = table.drop(columns=["iqm_low", "iqm_high", *unknown]).rename(columns={
+        "iqm": "IQM [95% CI]", "steps_per_s": "steps/s", "wall_time_s": "wall time (s)", "cpu_time_s": "CPU time (s)"})
     shown["IQM [95% CI]"] = [f"{_fmt(i)} [{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(lo) else _fmt(i)
                              for i, lo, hi in table[["iqm", "iqm_low", "iqm_high"]].itertuples(index=False)]
     if reference:
@@ -312,7 +318,7 @@ def build_report(args: argparse.Namespace) -> tuple[str, pd.DataFrame, object]:
                   markdown(poi) if len(poi) else "No finished runs of both yet.",
                   f"P(A > B): the probability that a finished run of A has a higher `{metric}` than one of B "
                   "(ties count half), with its 95% stratified-bootstrap CI (rliable)."]
-    table = runs[[c for c in dict.fromkeys([*columns, "steps_per_s", "wall_time_s"])
+    table = runs[[c for c in dict.fromkeys([*columns, *TIMES])
                   if c in runs and (c in ("run", "error") or runs[c].notna().any())]]
     x_name = "labels used" if args.x == "labels" else "env steps"
     parts += [f"## {y} vs {x_name}", f"![{y} vs {x_name}, mean ± std over runs](curves.png)",

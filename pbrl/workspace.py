@@ -36,7 +36,7 @@ from pbrl.envs import make_env, spec_of
 from pbrl.envs.vector import TrainEnvs
 from pbrl.errors import ConfigError
 from pbrl.evaluation import Evaluator
-from pbrl.lifecycle import RunRecord, StopSignals, load_snapshot_file, previous_snapshot, save_snapshot_file
+from pbrl.lifecycle import RunClock, RunRecord, StopSignals, load_snapshot_file, previous_snapshot, save_snapshot_file
 from pbrl.preference import make_feedback
 from pbrl.preference.schedule import crossed
 from pbrl.run_config import check_resume, train_kwargs, validate
@@ -84,12 +84,10 @@ class Workspace:
         self.step = 0  # environment steps taken (all envs together)
         self.episode = 0  # training episodes finished
         self.next_episode_id = 0  # ids handed to new episodes (a resumed run's cut episodes keep theirs)
-        self.wall_time = 0.0  # seconds spent in train(), summed over resumes
-        self.train_time = 0.0  # the same without evaluation
+        self.clock = RunClock()  # wall, training and CPU seconds spent in train(), summed over resumes
         self._episode_id = np.zeros(self.n_envs, np.int64)  # each env's running episode
         self._episode_len = np.zeros(self.n_envs, np.int64)
         self._episode_return = np.zeros(self.n_envs)  # of the rewards the agent was given
-        self._clock_start, self._eval_time = time.perf_counter(), 0.0  # restarted by train()
 
     # ------------------------------------------------------------------------------ messages
     def say(self, message: str, error: bool = False) -> None:
@@ -139,8 +137,8 @@ class Workspace:
             self.say(f"resumed {self.run_dir} at step {self.step}")
         steps = self.cfg["steps"]
         pbar = self._progress_bar()
-        self._clock_start, self._eval_time = time.perf_counter(), 0.0
-        self._tick = (self._clock_start, self.step)  # (time, step) of the last metrics row
+        self.clock.restart()
+        self._tick = (time.perf_counter(), self.step)  # (time, step) of the last metrics row
         with StopSignals(self.say) as stop:
             while self.step < steps:
                 self._train_step(pbar, steps)
@@ -148,7 +146,7 @@ class Workspace:
                     pbar.close()
                     self._stop(stop)
         pbar.close()
-        self._accumulate_time()
+        self.clock.accumulate()
         summary = write_summary(self.summary_path, self._summary_fields(), self.logger.eval_rows,
                                 self.feedback.summary())
         torch.save(self.agent.state_dict(), self.run_dir / "agent.pt")
@@ -224,9 +222,8 @@ class Workspace:
         last_time, last_step = self._tick
         row = self.evaluator.evaluate(self.agent, self.step, self.feedback.learned_return, final=final)
         row["steps_per_s"] = (self.step - last_step) / max(started - last_time, 1e-9)
-        now = time.perf_counter()
-        self._eval_time += now - started
-        row["wall_time_s"] = self.wall_time + now - self._clock_start
+        self.clock.add_eval(time.perf_counter() - started)
+        row["wall_time_s"] = self.clock.wall_now()
         row.update({f"train_{k}": v for k, v in self.agent.metrics().items()} if self.agent.num_updates else {})
         recent = [r["return"] for r in self.logger.episode_rows[-10:]]
         if recent:
@@ -236,13 +233,6 @@ class Workspace:
         self.logger.log_eval(row)
         self._tick = (time.perf_counter(), self.step)
         return row
-
-    def _accumulate_time(self) -> None:
-        """Move the time since the clock last started into the run's totals (kept in snapshots)."""
-        now = time.perf_counter()
-        self.wall_time += now - self._clock_start
-        self.train_time += now - self._clock_start - self._eval_time
-        self._clock_start, self._eval_time = now, 0.0
 
     def _progress_bar(self):
         from tqdm import tqdm
@@ -255,9 +245,9 @@ class Workspace:
     # ---------------------------------------------------------------------- snapshot / summary
     def save_snapshot(self) -> None:
         """Write everything needed to resume, atomically (a kill mid-write leaves the old snapshot)."""
-        self._accumulate_time()
+        self.clock.accumulate()
         state = {"config": dict(self.cfg), "step": self.step, "episode": self.episode,
-                 "next_episode_id": self.next_episode_id, "wall_time": self.wall_time, "train_time": self.train_time,
+                 "next_episode_id": self.next_episode_id, **self.clock.state_dict(),
                  "agent": self.agent.state_dict(), "store": self.store.state_dict(), "rng": rng_state(self.rng),
                  "logger": self.logger.state_dict(), "feedback": self.feedback.state_dict()}
         save_snapshot_file(state, self.snapshot_path, keep_previous=self.cfg["snapshot"].get("previous", True))
@@ -278,14 +268,15 @@ class Workspace:
         self.logger.load_state_dict(state["logger"])
         self.feedback.load_state_dict(state["feedback"], order)
         self.step, self.episode, self.next_episode_id = state["step"], state["episode"], state["next_episode_id"]
-        self.wall_time, self.train_time = state["wall_time"], state["train_time"]
+        self.clock.load_state_dict(state)
         self.envs.restart()
 
     def _summary_fields(self) -> dict:
         """What summary.json says about this run besides its evaluations and the reward side."""
         return {"env_id": self.spec.env_id, "seed": self.cfg["seed"], "env_steps": self.step,
-                "wall_time_s": self.wall_time, "steps_per_s": self.step / max(self.wall_time, 1e-9),
-                "train_steps_per_s": self.step / max(self.train_time, 1e-9), "agent": self.agent.cfg.name,
+                "wall_time_s": self.clock.wall, "steps_per_s": self.step / max(self.clock.wall, 1e-9),
+                "train_steps_per_s": self.step / max(self.clock.train, 1e-9), "cpu_time_s": self.clock.cpu,
+                "agent": self.agent.cfg.name,
                 "n_envs": self.n_envs, "precision": self.cfg["precision"], "precision_used": self.precision,
                 "device": str(self.device), "threads": self.threads,
                 "teacher": self.cfg.get("teacher", {}).get("name", "none")}

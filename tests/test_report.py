@@ -240,6 +240,23 @@ def test_cli_writes_report_curves_and_summary(runs_dir: Path, tmp_path: Path, ca
     assert float(hopper0["final_eval_return"]) == 2100.0 and hopper0["env_steps"] == "3000"
 
 
+def test_cpu_time_is_the_cost_column_where_runs_have_it(tmp_path: Path, fake_run):
+    """CPU seconds (no pauses, no waiting for a shared core) beside wall time; a run resumed from an older
+    snapshot (null) is left out of the mean, and a table without any has no such column."""
+    for seed, cpu in enumerate((50.0, 70.0, None)):
+        run = fake_run(tmp_path / "with" / f"seed={seed}", "Hopper-v5", seed, [1.0, 2.0])
+        summary = json.loads((run / "summary.json").read_text())
+        (run / "summary.json").write_text(json.dumps({**summary, "cpu_time_s": cpu}))
+    table = report.aggregate(report.load_runs([tmp_path / "with"]), ["env.id"], "final_eval_return", reps=50)
+    assert _row(table, **{"env.id": "Hopper-v5"})["cpu_time_s"] == pytest.approx(60.0)
+    markdown = _cli(tmp_path / "with", tmp_path / "out")
+    header = next(line for line in markdown.splitlines() if line.startswith("| env.id"))
+    assert "CPU time (s)" in header and "| 60.0 " in markdown
+
+    fake_run(tmp_path / "without" / "seed=0", "Hopper-v5", 0, [1.0, 2.0])
+    assert "CPU time" not in _cli(tmp_path / "without", tmp_path / "out2")
+
+
 def _record_plots(monkeypatch) -> list[dict]:
     """The arguments of every plot_curves call (the plot is still drawn)."""
     calls, plot = [], report.plot_curves

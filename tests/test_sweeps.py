@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import yaml
 from helpers import REPO, RUN, run_train, start_train, wait_for
 
 from pbrl.errors import ConfigError
-from pbrl.lifecycle import RunRecord, load_snapshot_file, save_snapshot_file
+from pbrl.lifecycle import RunClock, RunRecord, load_snapshot_file, save_snapshot_file
 
 
 def _rows(path: Path) -> list[dict]:
@@ -56,6 +57,28 @@ def test_sigterm_saves_a_snapshot_at_once_and_the_rerun_resumes_there(tmp_path: 
     assert record["status"] == "finished" and record["attempts"] == 2 and record["error"] is None
     _no_duplicate_rows(run)
     assert [int(r["env_step"]) for r in _rows(run / "metrics.csv")] == [500, 1000, 1500]
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0 < summary["cpu_time_s"] and 0 < summary["wall_time_s"]  # both attempts' seconds, kept in the snapshot
+
+
+def test_the_run_clock_counts_cpu_seconds_not_pauses_and_survives_a_resume():
+    clock = RunClock()
+    time.sleep(0.3)  # paused or waiting: wall time, next to no CPU time
+    clock.accumulate()
+    assert clock.wall >= 0.3 and clock.cpu < 0.1
+    end = time.process_time() + 0.2
+    while time.process_time() < end:  # busy
+        pass
+    clock.add_eval(0.05)
+    clock.accumulate()
+    assert clock.cpu >= 0.2 and clock.train == pytest.approx(clock.wall - 0.05)
+    restored = RunClock()
+    restored.load_state_dict(clock.state_dict())
+    assert restored.state_dict() == clock.state_dict()
+    older = RunClock()  # a snapshot written before pbrl kept CPU time: unknown, not a part of it
+    older.load_state_dict({"wall_time": 5.0, "train_time": 4.0})
+    older.accumulate()
+    assert older.cpu is None and older.wall >= 5.0 and older.train >= 4.0
 
 
 def test_run_json_describes_the_run_and_a_failed_run_says_why(tmp_path: Path):
