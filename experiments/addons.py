@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import RESULTS, RUNS, multirun, report
+from common import RESULTS, RUNS, multirun, report, restore
 
 BASE = ["experiment=pebble_walker2d", "steps=100000", "threads=1", "eval.every=10000", "snapshot.every=25000"]
 ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     for study in STUDIES if args.study == "all" else [args.study]:
         sweep = RUNS / "addons" / study
         if not args.report_only:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, ROOT, RUNS, _rel, multirun, report
+from common import RESULTS, ROOT, RUNS, _rel, multirun, report, restore
 
 BAR = 0.8  # share of evaluation episodes with a whole backward turn
 
@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--gif", default="docs/backflip.gif", help="where the GIF goes ('' for none)")
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     sweep = RUNS / "backflip"
     if not args.report_only:
         multirun(sweep, ["experiment=backflip", f"seed={args.seeds}", "threads=1"])

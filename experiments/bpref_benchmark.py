@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import RESULTS, RUNS, multirun, report
+from common import RESULTS, RUNS, multirun, report, restore
 
 # task -> (seeds, steps, agent override, report metric)
 TASKS = {
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="override the tasks' step budgets (a shorter probe)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     tasks = args.tasks.split(",")
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:

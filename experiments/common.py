@@ -3,10 +3,19 @@
 Each script is a thin wrapper: it names the sweep (overrides) and the folder it lives in. Rerunning
 a script reruns the same multiruns into the same folders, so finished runs return at once and
 interrupted ones resume from their snapshots.
+
+``runs/`` is ignored by git, and a fresh checkout (a new machine, a new session) starts without it, so a
+study longer than one sitting would start over. Each finished run's small files (its config, metrics,
+summary; no snapshots, videos or TensorBoard files) are therefore archived under
+``experiments/results/archive/`` at the same path relative to ``runs/`` as the run (``archive``, after
+every multirun and report), and committed with the tables; ``restore`` copies them back into ``runs/``
+before a script runs, so its multiruns skip them and its reports count them.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +25,10 @@ import pbrl  # noqa: F401  (its warning filter: conf/hydra/launcher/ takes the l
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs"  # ignored by git: run directories, snapshots, videos
 RESULTS = ROOT / "experiments" / "results"  # committed: tables and plots
+ARCHIVE = RESULTS / "archive"  # committed: the finished runs behind the tables, mirroring runs/ (see archive())
+# what a finished run keeps in the archive: enough for pbrl-report and for the workspace to see it is finished
+KEPT = ("config.yaml", "summary.json", "run.json", "metrics.csv", "rounds.csv", "episodes.csv", "train.log",
+        ".hydra/overrides.yaml")
 
 
 def _rel(path: Path) -> str:
@@ -23,19 +36,72 @@ def _rel(path: Path) -> str:
     return str(Path(path).resolve().relative_to(ROOT))
 
 
+def finished(run: Path) -> bool:
+    """Whether ``run`` holds a finished run: a summary.json, and a run.json (where there is one) that says so."""
+    if not (run / "summary.json").is_file():
+        return False
+    info = run / "run.json"
+    return not info.is_file() or json.loads(info.read_text()).get("status") == "finished"
+
+
+def archive(dirs: list[Path], runs: Path = RUNS, to: Path = ARCHIVE) -> int:
+    """Copy the ``KEPT`` files of every finished run at or below ``dirs`` (inside ``runs``) to the same path
+    under ``to``; runs archived before are left as they are. Returns how many runs were archived now."""
+    new = 0
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir() or not d.resolve().is_relative_to(runs.resolve()):
+            continue
+        for summary in sorted(d.rglob("summary.json")):
+            run = summary.parent
+            dest = to / run.resolve().relative_to(runs.resolve())
+            if not finished(run) or (dest / "summary.json").exists():
+                continue
+            for name in KEPT:
+                if (run / name).is_file():
+                    (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(run / name, dest / name)
+            new += 1
+    if new:
+        where = _rel(to) if to.resolve().is_relative_to(ROOT) else to
+        print(f"archived {new} finished run(s) under {where}", flush=True)
+    return new
+
+
+def restore(runs: Path = RUNS, archived: Path = ARCHIVE) -> int:
+    """Copy each archived run back to ``runs`` where that folder has no run yet (no metrics.csv); a run in
+    progress there is left alone. Returns how many runs were restored."""
+    back = 0
+    for summary in sorted(archived.rglob("summary.json")):
+        src = summary.parent
+        dest = runs / src.relative_to(archived)
+        if (dest / "metrics.csv").exists() or (dest / "summary.json").exists():
+            continue
+        shutil.copytree(src, dest, dirs_exist_ok=True)
+        back += 1
+    if back:
+        where = _rel(runs) if runs.resolve().is_relative_to(ROOT) else runs
+        print(f"restored {back} finished run(s) from the archive into {where}", flush=True)
+    return back
+
+
 def multirun(sweep_dir: Path, overrides: list[str], n_jobs: int = 2) -> int:
-    """``pbrl-train -m <overrides>`` into ``sweep_dir`` (one subfolder per override set)."""
+    """``pbrl-train -m <overrides>`` into ``sweep_dir`` (one subfolder per override set); its finished runs archived."""
     cmd = [sys.executable, "-m", "pbrl.train", "-m", *overrides, f"hydra.sweep.dir={_rel(sweep_dir)}",
            f"hydra.launcher.n_jobs={n_jobs}", "progress=false"]
     print("+", " ".join(cmd[1:]), flush=True)
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    code = subprocess.run(cmd, cwd=ROOT).returncode
+    archive([sweep_dir])
+    return code
 
 
 def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None = None,
            options: list[str] | None = None) -> int:
     """``pbrl-report <dirs> --by <keys> --out <out> [--metric <key>] [options]``: tables and plots, printed and saved.
 
-    ``options`` are further pbrl-report flags, e.g. ``["--at", "200000", "--relative-to", "tag=sac"]``."""
+    ``options`` are further pbrl-report flags, e.g. ``["--at", "200000", "--relative-to", "tag=sac"]``.
+    The finished runs among ``dirs`` are archived first."""
+    archive(dirs)
     cmd = [sys.executable, "-m", "pbrl.report", *map(_rel, dirs), "--by", by, "--out", _rel(out), "--title", title,
            *(["--metric", metric] if metric else []), *(options or [])]
     print("+", " ".join(cmd[1:]), flush=True)

@@ -40,7 +40,8 @@ Each (task, method, budget) is one hydra sweep directory,
 ``runs/feedback_efficiency/<task>/<method>_<budget>`` (``<task>_ppo/`` for the PPO arms), filled one seed per multirun call; two lanes
 run side by side with one torch thread each (this machine has 2 cores) and take the next seed from
 one queue, in the order tasks × methods × seeds. Rerunning the script resumes unfinished runs and
-skips finished ones, so the table can be completed over several sittings. The report
+skips finished ones, so the table can be completed over several sittings (finished runs are archived in
+``experiments/results/archive/`` after each job and restored from there on a fresh checkout). The report
 (``pbrl-report --by env.id,tag,feedback.max_feedback``) goes to ``experiments/results/feedback_efficiency/``:
 mean ± std and IQM of the final eval return per task and method, each as a percentage of the
 true-reward arm's (``--relative-to tag=sac``; ``tag=ppo`` for the PPO arms), the same at 200k env
@@ -58,7 +59,7 @@ import threading
 from pathlib import Path
 
 import yaml
-from common import RESULTS, ROOT, RUNS, _rel, report
+from common import RESULTS, ROOT, RUNS, _rel, archive, report, restore
 
 TASKS = ("halfcheetah", "walker2d")
 METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experiment=sac_<task>)
@@ -158,6 +159,7 @@ def run_lane(jobs: "queue.SimpleQueue[tuple[Path, list[str]]]", log: Path) -> No
             f.write("+ " + " ".join(cmd[1:]) + "\n")
             f.flush()
             subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+            archive([sweep])  # committed with the tables: a later sitting restores it instead of rerunning it
 
 
 def main() -> None:
@@ -172,6 +174,7 @@ def main() -> None:
     parser.add_argument("--termination", action="store_true",
                         help="instead: PEBBLE on Hopper-v5 with env.terminate=true vs false (issue 4, item 5)")
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
 
     if args.termination:
         return termination(args)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import RESULTS, RUNS, machine, multirun, report
+from common import RESULTS, RUNS, machine, multirun, report, restore
 
 
 def main() -> None:
@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     sweep = RUNS / "first_run"
     if not args.report_only:
         multirun(sweep, [f"seed={args.seeds}", "threads=1"])  # the default config: nothing else overridden

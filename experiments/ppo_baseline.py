@@ -28,7 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import RESULTS, ROOT, RUNS, multirun, report
+from common import RESULTS, ROOT, RUNS, multirun, report, restore
 
 TASKS = ("halfcheetah", "hopper")
 EVAL_EPISODES = 10
@@ -198,6 +198,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--sb3-run", nargs=2, metavar=("TASK", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     if args.sb3_run:
         task, seed = args.sb3_run[0], int(args.sb3_run[1])
         return run_sb3(task, seed, args.steps, sb3_dir(task, seed))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import RESULTS, RUNS, multirun, report
+from common import RESULTS, RUNS, multirun, report, restore
 
 GROUPS = {
     "pendulum": (["experiment=sac_pendulum", "seed=0,1,2"], "env.id,precision_used"),
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--precisions", help="override the precision list of the chosen groups, e.g. bf16")
     parser.add_argument("--report-only", action="store_true", help="only aggregate finished runs")
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     groups = [args.only] if args.only else list(GROUPS)
     for name in groups:
         overrides, by = GROUPS[name]

@@ -27,7 +27,7 @@ import argparse
 import subprocess
 import sys
 
-from common import RESULTS, ROOT, RUNS, _rel, report
+from common import RESULTS, ROOT, RUNS, _rel, report, restore
 
 SWEEP = RUNS / "teacher_sweep"
 TEACHERS = ("oracle", "mistake")
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     if not args.report_only:
         for seed in args.seeds.split(","):
             for teacher in TEACHERS:

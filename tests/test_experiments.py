@@ -80,3 +80,36 @@ def test_the_ppo_arm_is_the_ppo_baselines_run_not_a_second_one(tmp_path, monkeyp
             (tmp_path / name / "metrics.csv").write_text("env_step\n")
     assert [p.name for p in fe.ppo_runs("halfcheetah", 10**6)] == ["experiment=ppo_halfcheetah,seed=0"]
     assert [p.name for p in fe.ppo_runs("halfcheetah", 2000)] == ["experiment=ppo_halfcheetah,seed=1,steps=2000"]
+
+
+def test_finished_runs_are_archived_small_and_restored_into_a_fresh_checkout(tmp_path):
+    """runs/ does not outlive a checkout: finished runs' small files go to the committed archive and come back."""
+    import json
+
+    from common import archive, restore
+
+    runs, kept = tmp_path / "runs", tmp_path / "archive"
+    done, going = runs / "study" / "seed=0", runs / "study" / "seed=1"
+    for run, status in ((done, "finished"), (going, "running")):
+        (run / ".hydra").mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"status": status}))
+        (run / "config.yaml").write_text("seed: 0\n")
+        (run / "metrics.csv").write_text("env_step,eval_return_mean\n1000,1.5\n")
+        (run / "snapshot.pt").write_bytes(b"x" * 1000)
+        (run / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+        (run / ".hydra" / "hydra.yaml").write_text("runtime: {cwd: /somewhere/on/this/machine}\n")
+    (done / "summary.json").write_text(json.dumps({"env_steps": 1000}))
+    (going / "summary.json").write_text(json.dumps({"env_steps": 500}))  # an earlier, shorter run being extended
+
+    assert archive([runs / "study"], runs=runs, to=kept) == 1
+    assert archive([runs / "study"], runs=runs, to=kept) == 0  # once only
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    assert files == ["study/seed=0/.hydra/overrides.yaml", "study/seed=0/config.yaml", "study/seed=0/metrics.csv",
+                     "study/seed=0/run.json", "study/seed=0/summary.json"]  # no snapshot, no machine paths
+
+    fresh = tmp_path / "fresh" / "runs"
+    assert restore(runs=fresh, archived=kept) == 1
+    assert (fresh / "study" / "seed=0" / "metrics.csv").read_text() == (done / "metrics.csv").read_text()
+    assert restore(runs=fresh, archived=kept) == 0
+    (going / "metrics.csv").write_text("env_step\n7\n")  # a run in progress under the same name is left alone
+    assert restore(runs=runs, archived=kept) == 0 and (done / "snapshot.pt").exists()
