@@ -202,7 +202,11 @@ class Workspace:
         next_obs, env_reward, terminated, truncated = self.envs.step(action)
         ended = terminated | truncated
         env_reward = self.feedback.record(rows, env_reward, ended)  # NaN with a teacher: the true one is its ledger's
-        reward = self.feedback.reward(self.step).step_reward(obs, action, env_reward)
+        source = self.feedback.reward(self.step)
+        if source.from_env or self.agent.takes_step_rewards:
+            reward = source.step_reward(obs, action, env_reward)
+        else:  # the agent asks the source itself (PPO): the episode's learned return is computed at its end
+            reward = np.full(self.n_envs, np.nan, np.float32)
         self.agent.observe(Transitions(obs, action, reward, next_obs, terminated, truncated))
         self._episode_return += reward
         self._episode_len += 1
@@ -210,7 +214,7 @@ class Workspace:
         last = None
         for i in np.flatnonzero(ended):
             row = {"env_step": self.step, "episode": int(self._episode_id[i]), "length": int(self._episode_len[i]),
-                   **self.feedback.episode_row(i, float(self._episode_return[i]))}
+                   **self.feedback.episode_row(i, float(self._episode_return[i]), int(self._episode_id[i]))}
             self.logger.log_episode(row)
             self.episode += 1
             last = row["return"]

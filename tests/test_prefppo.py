@@ -58,12 +58,37 @@ def test_the_true_reward_never_reaches_ppo_or_the_reward_model(tmp_path):
     ws.agent.observe = lambda step: (observed.append(step.reward.copy()), observe(step))[1]
     ws.agent.learn = lambda reward: (sources.append(reward), learn(reward))[1]
     summary = ws.train()
-    assert len(observed) == 800 and all(np.isfinite(r).all() for r in observed)
+    # PPO takes no step rewards from a learned source (it asks the source before each update): it sees NaN
+    assert len(observed) == 800 and all(np.isnan(r).all() for r in observed)
     assert sources and not any(isinstance(s, EnvReward) or s.from_env for s in sources)
     assert {s.name for s in sources} == {"state_entropy", "learned"}
     assert all(math.isfinite(v) for v in ws.agent.metrics().values()) and ws.agent.num_updates > 0
     assert set(ws.feedback.learner.labels.state_dict()) == {"obs", "action", "ranking", "equal"}
     assert summary["labels"] == 30 and summary["n_envs"] == 2
+
+
+def test_ppo_is_spared_the_per_step_reward_pass_and_still_logs_each_episodes_learned_return(tmp_path):
+    """No reward-model forward per env step for PPO; an episode's learned return is the model's over its stored rows."""
+    from pbrl.reward.source import LearnedReward
+
+    ws = Workspace(tiny_config(*PPO, *PREF, "feedback.max_feedback=10", "steps=1200"), tmp_path / "run")
+    calls = []
+    step_reward = LearnedReward.step_reward
+    LearnedReward.step_reward = lambda self, *a: (calls.append(1), step_reward(self, *a))[1]
+    try:
+        ws.train()
+    finally:
+        LearnedReward.step_reward = step_reward
+    assert not calls and ws.feedback.learner.rounds == 1  # one round at 400 steps, its labels all asked
+    episodes = _rows(tmp_path / "run" / "episodes.csv")
+    last = [r for r in episodes if int(r["env_step"]) > 400]
+    assert last and all(math.isfinite(float(r["learned_return"])) for r in last)
+    for r in last[-2:]:  # the model has not changed since: its return over the stored episode, recomputed
+        rows = ws.store.episode_rows(int(r["episode"]))
+        assert len(rows) == int(r["length"]) == 200
+        np.testing.assert_array_equal(ws.store.step[rows], np.arange(200))
+        expected = ws.feedback.learned_return(ws.store.obs[rows], ws.store.action[rows])
+        assert float(r["learned_return"]) == pytest.approx(expected, rel=1e-5)
 
 
 TEACHER_PRESETS = sorted(p.stem for p in (REPO / "conf" / "teacher").glob("*.yaml") if p.stem != "none")

@@ -182,6 +182,8 @@ class PPO:
     horizon of the linear learning-rate and clip-range annealing.
     """
 
+    takes_step_rewards = False  # a learned source's rewards are asked for the whole rollout before each update
+
     def __init__(self, obs_dim: int, action_dim: int, cfg: PPOConfig, device: torch.device | str = "cpu",
                  precision: str = "fp32", total_steps: int = 1_000_000):
         cfg.check()

@@ -100,6 +100,7 @@ class SAC:
     """The SAC agent (pbrl/agents/base.py's protocol) with its replay buffer; ``update`` is one gradient step."""
 
     n_envs = 1  # one env, one update (or updates_per_step) per env step
+    takes_step_rewards = True  # stored in the replay buffer with each transition (relabelled when the reward changes)
 
     def __init__(self, obs_dim: int, action_dim: int, cfg: SACConfig, device: torch.device | str = "cpu",
                  precision: str = "fp32", capacity: int = 1_000_000):

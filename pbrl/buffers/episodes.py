@@ -108,6 +108,11 @@ class EpisodeStore:
             return np.arange(self.size)
         return (np.arange(self.capacity) + self.pos) % self.capacity
 
+    def episode_rows(self, episode: int) -> np.ndarray:
+        """The stored rows of one episode (by id), in step order (its oldest steps may have left the ring)."""
+        rows = np.flatnonzero(self.episode[:self.size] == episode)
+        return rows[np.argsort(self.step[rows], kind="stable")]
+
     def observations(self) -> torch.Tensor:
         """Every stored observation ``[size, obs_dim]`` (a view: the k-NN bonus's pool)."""
         return self._obs_t[:self.size]

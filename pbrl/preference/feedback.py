@@ -55,7 +55,7 @@ class EnvFeedback:
     def after_step(self, prev: int, step: int, agent: Agent) -> None:
         """No rounds."""
 
-    def episode_row(self, env: int, agent_return: float) -> dict:
+    def episode_row(self, env: int, agent_return: float, episode: int) -> dict:
         return {"return": agent_return}
 
     def learned_return(self, obs: np.ndarray, action: np.ndarray) -> float | None:
@@ -123,8 +123,12 @@ class PreferenceFeedback(EnvFeedback):
         self.ledger.record(rows, reward, ended)
         return np.full_like(reward, np.nan)
 
-    def episode_row(self, env: int, agent_return: float) -> dict:
-        """The true return (a diagnostic from the ledger) beside the learned one the agent saw."""
+    def episode_row(self, env: int, agent_return: float, episode: int) -> dict:
+        """The true return (a diagnostic from the ledger) beside the learned one the agent saw: summed step by
+        step, or (NaN: the agent took no step rewards) the current model's return of the stored ``episode``."""
+        if math.isnan(agent_return):
+            rows = self.store.episode_rows(episode)
+            agent_return = self.learned_return(self.store.obs[rows], self.store.action[rows])
         return {"return": float(self.ledger.last_return[env]), "learned_return": agent_return}
 
     # ----------------------------------------------------------------------------------- rounds
