@@ -100,12 +100,34 @@ def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None 
     """``pbrl-report <dirs> --by <keys> --out <out> [--metric <key>] [options]``: tables and plots, printed and saved.
 
     ``options`` are further pbrl-report flags, e.g. ``["--at", "200000", "--relative-to", "tag=sac"]``.
-    The finished runs among ``dirs`` are archived first."""
+    The finished runs among ``dirs`` are archived first. A committed report is never replaced by one from
+    fewer runs: where runs it lists are gone (run before the archive existed, on another checkout), the new
+    report goes to ``<out>/partial/`` instead, with a note."""
     archive(dirs)
+    missing = lost_runs(dirs, out)
+    if missing:
+        print(f"note: {len(missing)} run(s) of {_rel(out)}/summary.csv are in neither runs/ nor the archive "
+              f"(e.g. {missing[0]}); writing this report to {_rel(out)}/partial/ and keeping the committed one",
+              flush=True)
+        out = out / "partial"
     cmd = [sys.executable, "-m", "pbrl.report", *map(_rel, dirs), "--by", by, "--out", _rel(out), "--title", title,
            *(["--metric", metric] if metric else []), *(options or [])]
     print("+", " ".join(cmd[1:]), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def lost_runs(dirs: list[Path], out: Path) -> list[str]:
+    """Runs listed in ``out/summary.csv`` (a report written before) that no longer exist below ``dirs``."""
+    import csv
+
+    listed = out / "summary.csv"
+    if not listed.is_file():
+        return []
+    with open(listed) as f:
+        before = [row["run"] for row in csv.DictReader(f) if row.get("run")]
+    here = {_rel(p.parent) for d in dirs if Path(d).is_dir()
+            for name in ("summary.json", "run.json", "metrics.csv") for p in Path(d).rglob(name)}
+    return [run for run in before if run not in here]
 
 
 def machine() -> str:

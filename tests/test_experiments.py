@@ -113,3 +113,24 @@ def test_finished_runs_are_archived_small_and_restored_into_a_fresh_checkout(tmp
     assert restore(runs=fresh, archived=kept) == 0
     (going / "metrics.csv").write_text("env_step\n7\n")  # a run in progress under the same name is left alone
     assert restore(runs=runs, archived=kept) == 0 and (done / "snapshot.pt").exists()
+
+
+def test_a_committed_report_is_not_replaced_by_one_from_fewer_runs(tmp_path, monkeypatch):
+    import common
+
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
+    calls = []
+    monkeypatch.setattr(common.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or type("R", (), {"returncode": 0}))
+    run = tmp_path / "runs" / "study" / "seed=1"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("env_step\n1\n")
+    out = tmp_path / "results" / "study"
+    out.mkdir(parents=True)
+    (out / "summary.csv").write_text('run,seed\nruns/study/seed=0,0\nruns/study/seed=1,1\n')  # seed 0 is gone
+    assert common.lost_runs([tmp_path / "runs" / "study"], out) == ["runs/study/seed=0"]
+    common.report([tmp_path / "runs" / "study"], out, "seed", "t")
+    assert calls[-1][calls[-1].index("--out") + 1] == "results/study/partial"
+    (out / "summary.csv").write_text('run,seed\nruns/study/seed=1,1\n')  # nothing lost: the report is replaced
+    common.report([tmp_path / "runs" / "study"], out, "seed", "t")
+    assert calls[-1][calls[-1].index("--out") + 1] == "results/study"
