@@ -121,7 +121,8 @@ def test_a_committed_report_is_not_replaced_by_one_from_fewer_runs(tmp_path, mon
     monkeypatch.setattr(common, "ROOT", tmp_path)
     monkeypatch.setattr(common, "RUNS", tmp_path / "runs")
     calls = []
-    monkeypatch.setattr(common.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or type("R", (), {"returncode": 0}))
+    done = type("Done", (), {"returncode": 0})
+    monkeypatch.setattr(common.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or done)
     run = tmp_path / "runs" / "study" / "seed=1"
     run.mkdir(parents=True)
     (run / "metrics.csv").write_text("env_step\n1\n")
