@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs"  # ignored by git: run directories, snapshots, videos
 RESULTS = ROOT / "experiments" / "results"  # committed: tables and plots
 ARCHIVE = RESULTS / "archive"  # committed: the finished runs behind the tables, mirroring runs/ (see archive())
-# what a finished run keeps in the archive: enough for pbrl-report and for the workspace to see it is finished
-KEPT = ("config.yaml", "summary.json", "run.json", "metrics.csv", "rounds.csv", "episodes.csv", "train.log",
+# what a finished run keeps in the archive: enough for pbrl-report and the finished-run check (not train.log: its
+# lines name the absolute run folder)
+KEPT = ("config.yaml", "summary.json", "run.json", "metrics.csv", "rounds.csv", "episodes.csv",
         ".hydra/overrides.yaml")
 
 
