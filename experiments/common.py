@@ -126,8 +126,14 @@ def lost_runs(dirs: list[Path], out: Path) -> list[str]:
         return []
     with open(listed) as f:
         before = [row["run"] for row in csv.DictReader(f) if row.get("run")]
-    here = {_rel(p.parent) for d in dirs if Path(d).is_dir()
-            for name in ("summary.json", "run.json", "metrics.csv") for p in Path(d).rglob(name)}
+    from pbrl.report import ReportError, find_runs
+
+    here = set()
+    for d in dirs:
+        try:
+            here |= {_rel(run) for run in find_runs(d)}
+        except ReportError:  # no runs below d (yet)
+            pass
     return [run for run in before if run not in here]
 
 

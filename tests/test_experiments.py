@@ -126,6 +126,7 @@ def test_a_committed_report_is_not_replaced_by_one_from_fewer_runs(tmp_path, mon
     run = tmp_path / "runs" / "study" / "seed=1"
     run.mkdir(parents=True)
     (run / "metrics.csv").write_text("env_step\n1\n")
+    (run / "config.yaml").write_text("seed: 1\n")
     out = tmp_path / "results" / "study"
     out.mkdir(parents=True)
     (out / "summary.csv").write_text('run,seed\nruns/study/seed=0,0\nruns/study/seed=1,1\n')  # seed 0 is gone
