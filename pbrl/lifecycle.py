@@ -1,4 +1,5 @@
-"""A run's life outside the training loop: its record (``run.json``), stop signals, its clock, snapshot files.
+"""A run's life outside the training loop: its record (``run.json``), log, progress bar, stop signals, clock,
+snapshot files and whether it has finished.
 
 ``run.json`` makes a run folder self-describing: the command that reruns it, the machine it ran
 on (host, CPU model and torch kernel capability, GPU, threads, precision) and its ``status``:
@@ -255,3 +256,40 @@ def load_snapshot_file(path: Path, say: Callable[..., None]) -> dict | None:
                 return state
         raise ConfigError("snapshot", f"{path} is unreadable ({why}) and no earlier snapshot is kept; move it "
                                       "away to restart this run from step 0") from None
+
+
+def run_logger(log_path: Path) -> Callable[..., None]:
+    """``say(message, error=False)``: one line for the person running this, on stdout (stderr if ``error``)
+    and, timestamped, in ``log_path`` (``train.log``)."""
+    def say(message: str, error: bool = False) -> None:
+        print(f"pbrl: {message}", file=sys.stderr if error else sys.stdout, flush=True)
+        with open(log_path, "a") as f:
+            f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}\n")
+    return say
+
+
+def progress_bar(total: int, initial: int, desc: str, enabled: bool):
+    """A tqdm bar over env steps: redrawn twice a second at a terminal, every 30 s into a log file."""
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc=desc,
+                mininterval=0.5 if interactive else 30.0, disable=not enabled)
+
+
+def finished_summary(run_dir: Path, steps: int) -> dict | None:
+    """The ``summary.json`` of ``run_dir`` if it covers ``steps`` (the run is done), else None (start or resume).
+
+    A summary of fewer steps with no snapshot to go on from is a ConfigError: the run cannot be extended."""
+    from pbrl.errors import ConfigError
+
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    if summary.get("env_steps", 0) >= steps:
+        return summary
+    if not (run_dir / "snapshot.pt").exists():
+        raise ConfigError("steps", f"{run_dir} holds a run finished at {summary.get('env_steps')} steps "
+                                   f"and no snapshot to extend it to {steps}; use a new run directory")
+    return None

@@ -17,9 +17,7 @@ other piece of state (networks, optimisers, buffers, RNGs, counters, logged rows
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,15 +26,16 @@ import numpy as np
 import torch
 
 from pbrl.agents import Transitions, make_agent
-from pbrl.buffers.episodes import EpisodeStore
-from pbrl.common.logger import Logger
+from pbrl.buffers.episodes import EpisodeStore, RunningEpisodes
+from pbrl.common.logger import Logger, write_config
 from pbrl.common.precision import resolve_precision
 from pbrl.common.utils import resolve_threads, rng_state, select_device, set_rng_state, set_seed
 from pbrl.envs import make_env, spec_of
 from pbrl.envs.vector import TrainEnvs
 from pbrl.errors import ConfigError
 from pbrl.evaluation import Evaluator
-from pbrl.lifecycle import RunClock, RunRecord, StopSignals, load_snapshot_file, previous_snapshot, save_snapshot_file
+from pbrl.lifecycle import (RunClock, RunRecord, StopSignals, finished_summary, load_snapshot_file, previous_snapshot,
+                            progress_bar, run_logger, save_snapshot_file)
 from pbrl.preference import make_feedback
 from pbrl.preference.schedule import crossed
 from pbrl.run_config import check_resume, train_kwargs, validate
@@ -51,8 +50,8 @@ class Workspace:
         validate(cfg)
         self.cfg, self.run_dir, self.record = cfg, Path(run_dir), record
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path, self.snapshot_path = self.run_dir / "train.log", self.run_dir / "snapshot.pt"
-        self.summary_path = self.run_dir / "summary.json"
+        self.snapshot_path, self.summary_path = self.run_dir / "snapshot.pt", self.run_dir / "summary.json"
+        self.say = run_logger(self.run_dir / "train.log")
         self.device = select_device(str(cfg["device"]))
         self.threads = resolve_threads(cfg["threads"], parallel_jobs)
         torch.set_num_threads(self.threads)
@@ -76,43 +75,14 @@ class Workspace:
         self.feedback = make_feedback(cfg, self.store, self.n_envs, self.spec, self.device, self.precision, self.rng,
                                       self.run_dir, self.say, lambda row: self.logger.log_round(row))
         self.cfg = cfg = self.feedback.cfg  # a person's teacher may lengthen feedback.segment
-        self._write_config()
+        write_config(self.run_dir, cfg)
         self.envs = TrainEnvs(env_cfg["id"], train_kwargs(env_cfg), env_cfg.get("max_episode_steps"), self.n_envs,
                               cfg["agent"].get("vector_env", "sync"), self.rng, self.spec.sim_state_dim, repeat)
         self.evaluator = Evaluator(cfg, self.run_dir, self.say)
 
         self.step = 0  # environment steps taken (all envs together)
-        self.episode = 0  # training episodes finished
-        self.next_episode_id = 0  # ids handed to new episodes (a resumed run's cut episodes keep theirs)
+        self.episodes = RunningEpisodes(self.n_envs)
         self.clock = RunClock()  # wall, training and CPU seconds spent in train(), summed over resumes
-        self._episode_id = np.zeros(self.n_envs, np.int64)  # each env's running episode
-        self._episode_len = np.zeros(self.n_envs, np.int64)
-        self._episode_return = np.zeros(self.n_envs)  # of the rewards the agent was given
-
-    # ------------------------------------------------------------------------------ messages
-    def say(self, message: str, error: bool = False) -> None:
-        """One line for the person running this: on stdout (stderr if ``error``) and, timestamped, in ``train.log``."""
-        print(f"pbrl: {message}", file=sys.stderr if error else sys.stdout, flush=True)
-        with open(self.log_path, "a") as f:
-            f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {message}\n")
-
-    def _write_config(self) -> None:
-        """``config.yaml``: the resolved settings this run uses (pbrl-report groups runs by them)."""
-        from omegaconf import OmegaConf
-
-        (self.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(self.cfg))))
-
-    def finished(self) -> dict | None:
-        """The summary of this run directory if it already covers the requested steps."""
-        if not self.summary_path.exists():
-            return None
-        summary = json.loads(self.summary_path.read_text())
-        if summary.get("env_steps", 0) >= self.cfg["steps"]:
-            return summary
-        if not self.snapshot_path.exists():
-            raise ConfigError("steps", f"{self.run_dir} holds a run finished at {summary.get('env_steps')} steps "
-                                       f"and no snapshot to extend it to {self.cfg['steps']}; use a new run directory")
-        return None
 
     # ------------------------------------------------------------------------------- training
     def train(self) -> dict:
@@ -125,7 +95,7 @@ class Workspace:
             self.evaluator.close()  # its GL context goes before the interpreter's teardown
 
     def _train(self) -> dict:
-        done = self.finished()
+        done = finished_summary(self.run_dir, self.cfg["steps"])
         if done is not None:
             self.say(f"{self.run_dir} already finished ({done['env_steps']} steps); nothing to do")
             return done
@@ -136,7 +106,7 @@ class Workspace:
             self.load_snapshot(snapshot)
             self.say(f"resumed {self.run_dir} at step {self.step}")
         steps = self.cfg["steps"]
-        pbar = self._progress_bar()
+        pbar = progress_bar(steps, self.step, f"{self.spec.env_id} seed {self.cfg['seed']}", self.cfg["progress"])
         self.clock.restart()
         self._tick = (time.perf_counter(), self.step)  # (time, step) of the last metrics row
         with StopSignals(self.say) as stop:
@@ -189,16 +159,14 @@ class Workspace:
 
     def _collect_step(self, random_action: bool) -> float | None:
         """One step of every env into the episode store and the agent; the return of an episode it ended, if any."""
-        started = self.envs.begin()
-        for i in np.flatnonzero(started):
-            self._episode_id[i], self.next_episode_id = self.next_episode_id, self.next_episode_id + 1
-            self._episode_len[i], self._episode_return[i] = 0, 0.0
+        episodes = self.episodes
+        episodes.start(self.envs.begin())
         obs = self.envs.obs
         if random_action:
             action = self.rng.uniform(-1.0, 1.0, (self.n_envs, self.spec.action_dim)).astype(np.float32)
         else:
             action = self.agent.act(obs)
-        rows = self.store.add(obs, action, self.envs.sim_state, self._episode_id, self._episode_len)
+        rows = self.store.add(obs, action, self.envs.sim_state, episodes.id, episodes.length)
         next_obs, env_reward, terminated, truncated = self.envs.step(action)
         ended = terminated | truncated
         env_reward = self.feedback.record(rows, env_reward, ended)  # NaN with a teacher: the true one is its ledger's
@@ -208,15 +176,14 @@ class Workspace:
         else:  # the agent asks the source itself (PPO): the episode's learned return is computed at its end
             reward = np.full(self.n_envs, np.nan, np.float32)
         self.agent.observe(Transitions(obs, action, reward, next_obs, terminated, truncated))
-        self._episode_return += reward
-        self._episode_len += 1
+        episodes.step(reward)
         self.step += self.n_envs
         last = None
         for i in np.flatnonzero(ended):
-            row = {"env_step": self.step, "episode": int(self._episode_id[i]), "length": int(self._episode_len[i]),
-                   **self.feedback.episode_row(i, float(self._episode_return[i]), int(self._episode_id[i]))}
+            row = {"env_step": self.step, "episode": int(episodes.id[i]), "length": int(episodes.length[i]),
+                   **self.feedback.episode_row(i, float(episodes.agent_return[i]), int(episodes.id[i]))}
             self.logger.log_episode(row)
-            self.episode += 1
+            episodes.ended += 1
             last = row["return"]
         return last
 
@@ -232,26 +199,17 @@ class Workspace:
         recent = [r["return"] for r in self.logger.episode_rows[-10:]]
         if recent:
             row["train_return_last10"] = float(np.mean(recent))
-        row["episodes"] = self.episode
+        row["episodes"] = self.episodes.ended
         row.update(self.feedback.diagnostics())
         self.logger.log_eval(row)
         self._tick = (time.perf_counter(), self.step)
         return row
 
-    def _progress_bar(self):
-        from tqdm import tqdm
-
-        interactive = sys.stderr.isatty()
-        return tqdm(total=self.cfg["steps"], initial=self.step, unit="step", dynamic_ncols=True,
-                    mininterval=0.5 if interactive else 30.0, disable=not self.cfg["progress"],
-                    desc=f"{self.spec.env_id} seed {self.cfg['seed']}")
-
     # ---------------------------------------------------------------------- snapshot / summary
     def save_snapshot(self) -> None:
         """Write everything needed to resume, atomically (a kill mid-write leaves the old snapshot)."""
         self.clock.accumulate()
-        state = {"config": dict(self.cfg), "step": self.step, "episode": self.episode,
-                 "next_episode_id": self.next_episode_id, **self.clock.state_dict(),
+        state = {"config": dict(self.cfg), "step": self.step, **self.episodes.state_dict(), **self.clock.state_dict(),
                  "agent": self.agent.state_dict(), "store": self.store.state_dict(), "rng": rng_state(self.rng),
                  "logger": self.logger.state_dict(), "feedback": self.feedback.state_dict()}
         save_snapshot_file(state, self.snapshot_path, keep_previous=self.cfg["snapshot"].get("previous", True))
@@ -271,7 +229,8 @@ class Workspace:
         set_rng_state(state["rng"], self.rng)
         self.logger.load_state_dict(state["logger"])
         self.feedback.load_state_dict(state["feedback"], order)
-        self.step, self.episode, self.next_episode_id = state["step"], state["episode"], state["next_episode_id"]
+        self.step = state["step"]
+        self.episodes.load_state_dict(state)
         self.clock.load_state_dict(state)
         self.envs.restart()
 

@@ -119,7 +119,7 @@ def test_a_killed_multirun_resumes_to_the_end_reruns_as_a_no_op_and_reports(tmp_
 
 def _capture(ws: Workspace) -> dict:
     """A deep copy of everything a snapshot must restore, taken at the moment it is written."""
-    return {"agent": copy.deepcopy(ws.agent.state_dict()), "step": ws.step, "episode": ws.episode,
+    return {"agent": copy.deepcopy(ws.agent.state_dict()), "step": ws.step, "episode": ws.episodes.ended,
             "store": {k: getattr(ws.store, k).copy() for k in ws.store._COLUMNS},
             "pos": ws.store.pos, "size": ws.store.size, "rng": copy.deepcopy(ws.rng),
             "torch_rng": torch.get_rng_state(), "np_global": np.random.get_state(),
@@ -164,7 +164,7 @@ def test_snapshot_restores_the_whole_training_state(tmp_path: Path, monkeypatch)
     second.load_snapshot()
 
     # episode 1 was cut off at the snapshot; the fresh episode after the resume gets id 2
-    assert (second.step, second.episode, second.next_episode_id) == (300, 1, 2) and second.envs.ended.all()
+    assert (second.step, second.episodes.ended, second.episodes.next_id) == (300, 1, 2) and second.envs.ended.all()
     _assert_same(second.agent.state_dict(), captured["agent"], "agent")  # nets, optimisers, log_alpha, counter
     moments = second.agent.actor_opt.state_dict()["exp_avg"]
     assert any(float(m.abs().sum()) > 0 for m in moments), "the optimiser moments must be restored, not zeros"

@@ -175,3 +175,32 @@ class EpisodeStore:
             getattr(self, k)[:n] = state[k].numpy()[order]
         self.size, self.pos = n, pos
         return order
+
+
+class RunningEpisodes:
+    """The episode each of N training envs is in: its id (unique over the run, as the store keeps it), its
+    length so far and the return the agent was given in it; and how many episodes have ended."""
+
+    def __init__(self, n_envs: int):
+        self.id = np.zeros(n_envs, np.int64)
+        self.length = np.zeros(n_envs, np.int64)
+        self.agent_return = np.zeros(n_envs)  # NaN where a step's reward was (see Transitions.reward)
+        self.next_id = 0  # ids handed to new episodes (a resumed run's cut episodes keep theirs)
+        self.ended = 0
+
+    def start(self, started: np.ndarray) -> None:
+        """New episodes in the envs ``started`` flags, numbered in env order."""
+        envs = np.flatnonzero(started)
+        self.id[envs] = self.next_id + np.arange(len(envs))
+        self.next_id += len(envs)
+        self.length[envs], self.agent_return[envs] = 0, 0.0
+
+    def step(self, reward: np.ndarray) -> None:
+        self.agent_return += reward
+        self.length += 1
+
+    def state_dict(self) -> dict:
+        return {"episode": self.ended, "next_episode_id": self.next_id}  # the snapshot's keys since issue 15
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ended, self.next_id = state["episode"], state["next_episode_id"]

@@ -24,6 +24,13 @@ def wandb_run_id(run_dir: Path) -> str:
     return hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:12]
 
 
+def write_config(run_dir: Path, cfg: Mapping[str, Any]) -> None:
+    """``config.yaml``: the resolved settings a run uses (pbrl-report groups runs by them)."""
+    from omegaconf import OmegaConf
+
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(cfg))))
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
