@@ -19,7 +19,8 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
   true reward (experiment=ppo_<task>, rl-zoo3's tuned settings) and PrefPPO, the same PPO on the
   learned reward with 32k state-entropy steps first (experiment=prefppo_<task>). Every env step
   counts, pretraining included. The report gives PrefPPO's return as a percentage of PPO's.
-  ``prefppo_linear`` is PrefPPO with an unbounded (linear) reward-model output instead of tanh.
+  ``prefppo_linear`` and ``prefppo_tanh`` name the reward model's output (the presets' linear, and
+  B-Pref's tanh, which saturates on HalfCheetah); the published tables use these two.
   The ``ppo`` arm's runs are experiments/ppo_baseline.py's pbrl runs (``runs/ppo_baseline/pbrl``:
   the same preset and seeds, so the same training; evaluated every 25k steps): each is run once.
 - HalfCheetah's gap (issue 17; not run by default): ``pebble_bpref_sac`` / ``sac_bpref`` are PEBBLE and
@@ -74,10 +75,12 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "pebble_linear": ["reward_model.output=linear"],  # unbounded per-step reward
     "pebble_scale5": ["reward_model.scale=5"],  # the learned reward x5, near the true reward's range
     "ppo": None,  # PPO on the true reward
-    "prefppo": [],  # the task's PrefPPO preset as it is
-    # an unbounded per-step learned reward: the preset's tanh sat at ~0.95 per step on HalfCheetah running at
-    # 3900 and at 5600 alike (experiments/probe_reward_ceiling.py), leaving PPO nothing to climb
+    "prefppo": [],  # the task's PrefPPO preset as it is (its reward output is linear since 2026-12-03)
+    # the PrefPPO arms name their reward model's output, so that a change of the preset never puts two settings
+    # under one tag: linear (the presets' now) and B-Pref's tanh, which sat at ~0.98 per step on HalfCheetah for
+    # running at 4000 and at 5100 alike (experiments/probe_reward_ceiling.py), leaving PPO nothing to climb
     "prefppo_linear": ["reward_model.output=linear"],
+    "prefppo_tanh": ["reward_model.output=tanh"],
     # issue 17's HalfCheetah arms: B-Pref's SAC at CPU width on both sides of the ratio, and the reward's schedule
     "pebble_bpref_sac": ["agent=sac_bpref_cpu"],
     "sac_bpref": ["agent=sac_bpref_cpu"],  # the true-reward arm of pebble_bpref_sac
@@ -85,9 +88,9 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "pebble_bpref_spacing": ["pretrain.steps=9000", "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
 }
 BASE = {"sac": "sac", "sac_bpref": "sac", "ppo": "ppo",  # an arm's own preset (else pebble_<task>)
-        "prefppo": "prefppo", "prefppo_linear": "prefppo"}
+        "prefppo": "prefppo", "prefppo_linear": "prefppo", "prefppo_tanh": "prefppo"}
 TRUE_REWARD = ("sac", "sac_bpref", "ppo")  # arms without a teacher: no budget
-PPO_ARMS = ("ppo", "prefppo", "prefppo_linear")  # runs and report under <task>_ppo, apart from PEBBLE's table
+PPO_ARMS = ("ppo", "prefppo", "prefppo_linear", "prefppo_tanh")  # runs and report under <task>_ppo, apart from PEBBLE's table
 BY = "env.id,tag,feedback.max_feedback"  # the report's groups: one per arm and budget
 AT = 200_000  # runs longer than this are also compared at this env step (PPO's 1M-step runs)
 DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")

@@ -5,7 +5,7 @@
 summary.json exists, else "unfinished"), the config as dotted keys (``env.id``), the summary's and
 run.json's keys. ``load_curves(runs)`` gives one row per evaluation (metrics.csv, whose ``labels``
 counts the labels used so far). ``notebooks/analysis.ipynb`` uses the same functions. Each group of
-``--by`` keys gets its runs counted by status and, over finished runs, mean, std and the IQM with a
+``--by`` keys gets its runs counted by status and, over finished runs, mean, median, std and the IQM with a
 95% stratified-bootstrap CI from rliable (Agarwal et al., 2021); ``--compare`` adds rliable's
 probability of improvement. Writes ``OUT/report.md``, ``OUT/summary.csv`` (one row per run) and
 ``OUT/curves.png``; bad input ends with ``pbrl-report: error: ...`` and exit status 2.
@@ -202,7 +202,7 @@ def probability_of_improvement(runs: pd.DataFrame, a: str, b: str, metric: str, 
 def aggregate(runs: pd.DataFrame, keys: Sequence[str], metric: str, finished_only: bool = True,
               reps: int = REPS) -> pd.DataFrame:
     """One row per group: the keys (as text), ``runs``, ``finished``, ``not finished`` (``1 failed, 1 running``),
-    then over finished runs (all runs if not ``finished_only``) with a value: ``n``, ``mean``, ``std`` (ddof=1),
+    then over finished runs (all runs if not ``finished_only``) with a value: ``n``, ``mean``, ``median``, ``std`` (ddof=1),
     ``iqm``, ``iqm_low``, ``iqm_high``, ``min``, ``max``; and finished runs' mean ``steps_per_s``, ``wall_time_s``
     and ``cpu_time_s`` (where some run has it)."""
     keys = list(keys)
@@ -213,7 +213,7 @@ def aggregate(runs: pd.DataFrame, keys: Sequence[str], metric: str, finished_onl
     ci = scored.apply(lambda s: iqm_ci(s, reps))  # one (iqm, low, high) tuple per group
     table = frame.groupby(keys)["status"].agg(runs="size", finished=lambda s: int((s == "finished").sum()),
                                               **{"not finished": _not_finished}).join([
-        scored.agg(n="count", mean="mean", std="std"),
+        scored.agg(n="count", mean="mean", median="median", std="std"),
         pd.DataFrame(ci.tolist(), index=ci.index, columns=["iqm", "iqm_low", "iqm_high"]),
         scored.agg(min="min", max="max"), done.groupby(keys)[[c for c in TIMES if c in frame]].mean()])
     return table.assign(n=table["n"].fillna(0).astype(int)).reset_index()  # n: 0 in a group without finished runs
@@ -247,14 +247,15 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def _aggregate_markdown(table: pd.DataFrame, keys: Sequence[str], reference: str | None) -> str:
-    """The aggregate table for report.md; with a ``reference`` group, each mean as a percentage of its."""
+    """The aggregate table for report.md; with a ``reference`` group, each median and mean as a percentage of its."""
     unknown = [c for c in TIMES[2:] if c in table and table[c].isna().all()]
     shown = table.drop(columns=["iqm_low", "iqm_high", *unknown]).rename(columns={
         "iqm": "IQM [95% CI]", "steps_per_s": "steps/s", "wall_time_s": "wall time (s)", "cpu_time_s": "CPU time (s)"})
     shown["IQM [95% CI]"] = [f"{_fmt(i)} [{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(lo) else _fmt(i)
                              for i, lo, hi in table[["iqm", "iqm_low", "iqm_high"]].itertuples(index=False)]
-    if reference:
-        shown[f"/ {reference}"] = relative_to(table, reference).map(lambda r: f"{r:.0%}" if math.isfinite(r) else "—")
+    for stat in ("median", "mean") if reference else ():
+        shown[f"{stat} / {reference}"] = relative_to(table, reference, stat).map(
+            lambda r: f"{r:.0%}" if math.isfinite(r) else "—")
     return markdown(shown)
 
 
@@ -341,8 +342,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="x axis: env steps, or labels used so far (runs that ask none are left out)")
     parser.add_argument("--at", type=int, metavar="STEP", help="also aggregate the curves' metric at env step STEP "
                         "(every run with an evaluation there, finished or not)")
-    parser.add_argument("--relative-to", metavar="GROUP", help="add each mean as a percentage of GROUP's (of "
-                        "the same env.id when grouped by it), e.g. tag=sac")
+    parser.add_argument("--relative-to", metavar="GROUP", help="add each median and mean as a percentage of "
+                        "GROUP's (of the same env.id when grouped by it), e.g. tag=sac")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="probability that a "
                         "finished run of GROUP A beats one of GROUP B on --metric, per env.id, e.g. --compare "
                         "tag=pebble tag=sac (repeatable)")

@@ -297,7 +297,8 @@ def test_x_labels_plots_against_labels_used(runs_dir: Path, tmp_path: Path, fake
 
 
 def test_at_and_relative_to(runs_dir: Path, tmp_path: Path):
-    """--at reads each run's metric at one env step (unfinished runs too); --relative-to divides by a group's mean."""
+    """--at reads each run's metric at one env step (unfinished runs too); --relative-to divides by a group's median
+    and mean."""
     markdown = _cli(runs_dir, tmp_path / "out", "--at", "2000", "--relative-to", "precision=fp32")
     at = markdown.split("## eval_return_mean at env step 2000")[1].split("\n## ")[0]
     hopper = next(line for line in at.splitlines() if line.startswith("| Hopper-v5"))
@@ -306,6 +307,8 @@ def test_at_and_relative_to(runs_dir: Path, tmp_path: Path):
     assert bf16.rstrip(" |").endswith("117%")  # -700 / -600
     final = markdown.split("## final_eval_return")[1].split("\n## ")[0]
     assert next(line for line in final.splitlines() if "| bf16" in line).rstrip(" |").endswith("140%")  # -210 / -150
+    header = next(line for line in final.splitlines() if line.startswith("| env.id"))
+    assert [c.strip() for c in header.strip("|").split("|")][-2:] == ["median / precision=fp32", "mean / precision=fp32"]
 
 
 def test_default_out_is_the_first_dir(runs_dir: Path, capsys):
@@ -352,3 +355,17 @@ def test_a_group_spec_matches_numbers_as_numbers_and_words_in_any_case():
     assert list(report.select(frame, "teacher.mistake=0.0").index) == [0, 2]
     assert list(report.select(frame, "teacher.mistake=0,tag=ORACLE").index) == [0, 2]
     assert list(report.select(frame, "teacher.mistake=0.10").index) == [1]
+
+
+def test_relative_to_divides_the_named_statistic_within_each_env():
+    table = pd.DataFrame({"env.id": ["A", "A", "B", "B"], "tag": ["ppo", "pref", "ppo", "pref"],
+                          "mean": [100.0, 90.0, 10.0, 5.0], "median": [100.0, 50.0, 20.0, 30.0]})
+    assert report.relative_to(table, "tag=ppo", "median").tolist() == [1.0, 0.5, 1.0, 1.5]
+    assert report.relative_to(table, "tag=ppo").tolist() == [1.0, 0.9, 1.0, 0.5]  # the mean by default
+
+
+def test_aggregate_gives_the_median_of_finished_runs(runs_dir: Path):
+    runs = report.load_runs([runs_dir])
+    table = report.aggregate(runs, ["env.id"], "final_eval_return", reps=20).set_index("env.id")
+    assert table.loc["Pendulum-v1", "median"] == -160.0  # of -150, -160, -140, -200, -220 (mean -174)
+    assert table.loc["Hopper-v5", "median"] == 2100.0  # the one finished run
