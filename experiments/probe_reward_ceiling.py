@@ -10,9 +10,12 @@ or it does and the agent fails to climb it (an optimisation gap). This probe tel
 Each ``--policies`` RUN is a finished run folder (``agent.pt``, ``config.yaml``): true-reward runs
 and the preference runs themselves. Each policy plays ``--episodes`` deterministic episodes with
 the evaluation's start seeds; each MODEL_RUN's final reward model (``reward_model.pt``) scores
-every episode. The table gives, per policy, its true return and each model's learned return (mean
-over episodes, the learned reward the agent was trained on: the ensemble mean), and per model the
-Spearman correlation between true and learned return over all episodes. Issue 15's PrefPPO gap.
+every episode. The table gives, per policy, its true return, its episode length and each model's
+learned return (mean over episodes, the learned reward the agent was trained on: the ensemble mean)
+with the learned reward per step beside it, and per model the Spearman correlation between true and
+learned return over all episodes. Where episodes can end early (Walker2d, Hopper), the per-step
+reward against the length tells whether a policy that falls sooner is paid more per step while it
+lasts. Issue 15's PrefPPO gap.
 """
 
 from __future__ import annotations
@@ -105,15 +108,18 @@ def main() -> None:
         for p, (_, trajectories) in played.items():
             learned[m, p] = [float(model.reward(torch.as_tensor(o), torch.as_tensor(a)).sum())
                              for o, a in trajectories]
-    header = "| policy | true return | " + " | ".join(f"learned by {name(m)}" for m in models) + " |"
+    header = ("| policy | true return | length | "
+              + " | ".join(f"learned by {name(m)} (per step)" for m in models) + " |")
     lines = [f"Learned vs true return, {args.episodes} deterministic episodes per policy (evaluation seeds)", "",
-             header, "|" + "---|" * (2 + len(models))]
-    for p, (returns, _) in sorted(played.items(), key=lambda kv: np.mean(kv[1][0])):
-        cells = " | ".join(f"{np.mean(learned[m, p]):.0f}" for m in models)
-        lines.append(f"| {name(p)} | {np.mean(returns):.0f} ± {np.std(returns):.0f} | {cells} |")
+             header, "|" + "---|" * (3 + len(models))]
+    for p, (returns, trajectories) in sorted(played.items(), key=lambda kv: np.mean(kv[1][0])):
+        steps = sum(len(o) for o, _ in trajectories)
+        cells = " | ".join(f"{np.mean(learned[m, p]):.0f} ({np.sum(learned[m, p]) / steps:.2f})" for m in models)
+        lines.append(f"| {name(p)} | {np.mean(returns):.0f} ± {np.std(returns):.0f} | {steps / len(trajectories):.0f} "
+                     f"| {cells} |")
     true_all = np.concatenate([played[p][0] for p in played])
     rho = " | ".join(f"{spearman(true_all, np.concatenate([learned[m, p] for p in played])):.2f}" for m in models)
-    lines.append(f"| Spearman (all episodes) | | {rho} |")
+    lines.append(f"| Spearman (all episodes) | | | {rho} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
