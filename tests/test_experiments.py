@@ -136,3 +136,34 @@ def test_a_committed_report_is_not_replaced_by_one_from_fewer_runs(tmp_path, mon
     (out / "summary.csv").write_text('run,seed\nruns/study/seed=1,1\n')  # nothing lost: the report is replaced
     common.report([tmp_path / "runs" / "study"], out, "seed", "t")
     assert calls[-1][calls[-1].index("--out") + 1] == "results/study"
+
+
+def test_the_reward_probe_scores_each_policys_episodes_with_each_model(tmp_path, monkeypatch, capsys):
+    """experiments/probe_reward_ceiling.py on a tiny finished PrefPPO run: true return, length, learned return
+    and learned reward per step per policy, recomputed here from the run's own agent and reward model."""
+    import numpy as np
+    import torch
+    from helpers import tiny_config
+    from probe_reward_ceiling import main, reward_model, rollouts
+
+    from pbrl.workspace import Workspace
+
+    ppo = ["agent=ppo", "agent.n_envs=2", "agent.n_steps=128", "agent.batch_size=64", "agent.n_epochs=2",
+           "seed_steps=0", "pretrain.steps=400", "feedback.num_interact=400", "feedback.mb_size=10",
+           "feedback.max_feedback=20", "feedback.segment=25", "reward_model.hidden_dim=32", "reward_model.epochs=5"]
+    run = tmp_path / "run"
+    Workspace(tiny_config(*ppo, "steps=1200"), run).train()
+    monkeypatch.setattr(sys, "argv", ["probe", str(run), "--policies", str(run), "--episodes", "2",
+                                      "--out", str(tmp_path / "probe.md")])
+    main()
+    table = (tmp_path / "probe.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| prefppo s0") or line.startswith("| ppo s0"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+
+    returns, trajectories = rollouts(run, 2)  # deterministic: the same episodes again
+    model = reward_model(run, trajectories[0][0].shape[1], trajectories[0][1].shape[1])
+    learned = [float(model.reward(torch.as_tensor(o), torch.as_tensor(a)).sum()) for o, a in trajectories]
+    steps = sum(len(o) for o, _ in trajectories)
+    assert cells[1] == f"{np.mean(returns):.0f} ± {np.std(returns):.0f}" and cells[2] == f"{steps / 2:.0f}"
+    assert cells[3] == f"{np.mean(learned):.0f} ({np.sum(learned) / steps:.2f})"
+    assert "| Spearman (all episodes) | | |" in table
