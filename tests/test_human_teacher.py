@@ -4,6 +4,7 @@ that lose nothing, export/import, ``pbrl-label`` and config errors."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -197,11 +198,22 @@ def _label_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Comple
 
 @needs_gl
 def test_pbrl_label_demo_renders_queries_and_serves_them(tmp_path):
-    out = _label_cli("--demo", "--queries", "2", "--timeout", "8", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "open http://127.0.0.1:" in out.stdout and "token=" in out.stdout
+    """The demo makes a run, renders its 2 queries' 4 clips while serving, and stops cleanly on Ctrl-C. The test
+    waits for the clips rather than a fixed time: rendering takes several times longer on a loaded machine."""
+    proc = subprocess.Popen([sys.executable, "-m", "pbrl.human.cli", "--demo", "--queries", "2"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    clips, deadline = [], time.time() + 120
+    try:
+        while len(clips) < 4 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+            clips = list(tmp_path.glob("outputs/label-demo/*/human/clips/*.mp4"))  # written whole (atomic rename)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends: the viewer and the render worker stop
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and len(clips) == 4, err
+    assert "open http://127.0.0.1:" in out and "token=" in out
     run_dir, = (tmp_path / "outputs" / "label-demo").iterdir()
-    assert len(list((run_dir / "human" / "clips").glob("*.mp4"))) == 4
     export = _label_cli(str(run_dir), "--export", str(tmp_path / "exp"), cwd=tmp_path)
     assert export.returncode == 0 and "exported 0 labels" in export.stdout
 
