@@ -218,6 +218,14 @@ def test_pbrl_label_demo_renders_queries_and_serves_them(tmp_path):
     assert export.returncode == 0 and "exported 0 labels" in export.stdout
 
 
+def test_pbrl_label_timeout_stops_serving_a_run_after_that_many_seconds(tmp_path):
+    fake_store(tmp_path / "run", n=2)
+    started = time.time()
+    out = _label_cli(str(tmp_path / "run"), "--timeout", "1", "--render", "no", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "open http://127.0.0.1:" in out.stdout and time.time() - started < 60
+
+
 def test_pbrl_label_explains_a_run_without_a_store(tmp_path):
     out = _label_cli(str(tmp_path), cwd=REPO)
     assert out.returncode == 2 and "has no label store" in out.stderr and "Traceback" not in out.stderr
