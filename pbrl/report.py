@@ -202,9 +202,9 @@ def probability_of_improvement(runs: pd.DataFrame, a: str, b: str, metric: str, 
 def aggregate(runs: pd.DataFrame, keys: Sequence[str], metric: str, finished_only: bool = True,
               reps: int = REPS) -> pd.DataFrame:
     """One row per group: the keys (as text), ``runs``, ``finished``, ``not finished`` (``1 failed, 1 running``),
-    then over finished runs (all runs if not ``finished_only``) with a value: ``n``, ``mean``, ``median``, ``std`` (ddof=1),
-    ``iqm``, ``iqm_low``, ``iqm_high``, ``min``, ``max``; and finished runs' mean ``steps_per_s``, ``wall_time_s``
-    and ``cpu_time_s`` (where some run has it)."""
+    then over finished runs (all runs if not ``finished_only``) with a value: ``n``, ``mean``, ``median``, ``std``
+    (ddof=1), ``iqm``, ``iqm_low``, ``iqm_high``, ``min``, ``max``; and finished runs' mean ``steps_per_s``,
+    ``wall_time_s`` and ``cpu_time_s`` (where some run has it)."""
     keys = list(keys)
     frame = runs.assign(**{k: runs[k].map(as_text) for k in keys})
     frame[metric] = pd.to_numeric(frame[metric], errors="coerce")

@@ -308,7 +308,8 @@ def test_at_and_relative_to(runs_dir: Path, tmp_path: Path):
     final = markdown.split("## final_eval_return")[1].split("\n## ")[0]
     assert next(line for line in final.splitlines() if "| bf16" in line).rstrip(" |").endswith("140%")  # -210 / -150
     header = next(line for line in final.splitlines() if line.startswith("| env.id"))
-    assert [c.strip() for c in header.strip("|").split("|")][-2:] == ["median / precision=fp32", "mean / precision=fp32"]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns[-2:] == ["median / precision=fp32", "mean / precision=fp32"]
 
 
 def test_default_out_is_the_first_dir(runs_dir: Path, capsys):
