@@ -200,8 +200,10 @@ def _label_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Comple
 def test_pbrl_label_demo_renders_queries_and_serves_them(tmp_path):
     """The demo makes a run, renders its 2 queries' 4 clips while serving, and stops cleanly on Ctrl-C. The test
     waits for the clips rather than a fixed time: rendering takes several times longer on a loaded machine."""
+    # Ctrl-C's SIGINT as a shell delivers it: pytest-xdist's workers ignore SIGINT, and children inherit that
     proc = subprocess.Popen([sys.executable, "-m", "pbrl.human.cli", "--demo", "--queries", "2"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     clips, deadline = [], time.time() + 120
     try:
         while len(clips) < 4 and proc.poll() is None and time.time() < deadline:
@@ -209,8 +211,12 @@ def test_pbrl_label_demo_renders_queries_and_serves_them(tmp_path):
             clips = list(tmp_path.glob("outputs/label-demo/*/human/clips/*.mp4"))  # written whole (atomic rename)
     finally:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # what Ctrl-C sends: the viewer and the render worker stop
-        out, err = proc.communicate(timeout=60)
+            proc.send_signal(signal.SIGINT)  # the viewer and the render worker stop
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # leave no server behind
+            raise
     assert proc.returncode == 0 and len(clips) == 4, err
     assert "open http://127.0.0.1:" in out and "token=" in out
     run_dir, = (tmp_path / "outputs" / "label-demo").iterdir()
