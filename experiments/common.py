@@ -118,14 +118,18 @@ def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None 
 
 
 def lost_runs(dirs: list[Path], out: Path) -> list[str]:
-    """Runs listed in ``out/summary.csv`` (a report written before) that no longer exist below ``dirs``."""
+    """Finished runs listed in ``out/summary.csv`` (a report written before) that no longer exist below ``dirs``.
+
+    A run that was still going when that report was written is not counted: it was never archived, and a
+    session that ended under it took it along (its rerun starts it again)."""
     import csv
 
     listed = out / "summary.csv"
     if not listed.is_file():
         return []
     with open(listed) as f:
-        before = [row["run"] for row in csv.DictReader(f) if row.get("run")]
+        before = [row["run"] for row in csv.DictReader(f)
+                  if row.get("run") and row.get("status", "finished") == "finished"]
     from pbrl.report import ReportError, find_runs
 
     here = set()

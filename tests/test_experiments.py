@@ -136,6 +136,8 @@ def test_a_committed_report_is_not_replaced_by_one_from_fewer_runs(tmp_path, mon
     (out / "summary.csv").write_text('run,seed\nruns/study/seed=1,1\n')  # nothing lost: the report is replaced
     common.report([tmp_path / "runs" / "study"], out, "seed", "t")
     assert calls[-1][calls[-1].index("--out") + 1] == "results/study"
+    (out / "summary.csv").write_text('run,seed,status\nruns/study/seed=0,0,running\nruns/study/seed=1,1,finished\n')
+    assert common.lost_runs([tmp_path / "runs" / "study"], out) == []  # seed 0 was going, never archived
 
 
 def test_the_reward_probe_scores_each_policys_episodes_with_each_model(tmp_path, monkeypatch, capsys):
