@@ -21,7 +21,8 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
   counts, pretraining included. The report gives PrefPPO's return as a percentage of PPO's.
   ``prefppo_linear`` and ``prefppo_tanh`` name the reward model's output (the presets' linear, and
   B-Pref's tanh, which saturates on HalfCheetah); the published tables use these two.
-  ``prefppo_no_pretrain`` is ``prefppo_linear`` without the 32k state-entropy steps.
+  ``prefppo_no_pretrain`` is ``prefppo_linear`` without the 32k state-entropy steps;
+  ``prefppo_softplus`` learns a non-negative reward (staying alive never costs reward on Walker2d).
   The ``ppo`` arm's runs are experiments/ppo_baseline.py's pbrl runs (``runs/ppo_baseline/pbrl``:
   the same preset and seeds, so the same training; evaluated every 25k steps): each is run once.
 - HalfCheetah's gap (issue 17; not run by default): ``pebble_bpref_sac`` / ``sac_bpref`` are PEBBLE and
@@ -86,6 +87,10 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     # then the rounds. Walker2d's PrefPPO trails PPO although its reward ranks PPO's gait above its own
     # (experiments/results/probe_reward_ceiling_walker2d.md): does the 32k-step start on the bonus cost it?
     "prefppo_no_pretrain": ["reward_model.output=linear", "pretrain.steps=0"],
+    # a non-negative learned reward: labels between alive segments of equal length cannot see Walker2d's +1 per
+    # step for staying up, and the linear model paid ~0 per step for the first 100k steps, so falling cost
+    # PrefPPO nothing; its episodes stayed ~150 steps long to 250k while PPO's grew to 200-400 (episodes.csv)
+    "prefppo_softplus": ["reward_model.output=softplus"],
     # issue 17's HalfCheetah arms: B-Pref's SAC at CPU width on both sides of the ratio, and the reward's schedule
     "pebble_bpref_sac": ["agent=sac_bpref_cpu"],
     "sac_bpref": ["agent=sac_bpref_cpu"],  # the true-reward arm of pebble_bpref_sac
@@ -93,10 +98,11 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "pebble_bpref_spacing": ["pretrain.steps=9000", "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
 }
 BASE = {"sac": "sac", "sac_bpref": "sac", "ppo": "ppo",  # an arm's own preset (else pebble_<task>)
-        "prefppo": "prefppo", "prefppo_linear": "prefppo", "prefppo_tanh": "prefppo", "prefppo_no_pretrain": "prefppo"}
+        "prefppo": "prefppo", "prefppo_linear": "prefppo", "prefppo_tanh": "prefppo", "prefppo_no_pretrain": "prefppo",
+        "prefppo_softplus": "prefppo"}
 TRUE_REWARD = ("sac", "sac_bpref", "ppo")  # arms without a teacher: no budget
 # runs and report under <task>_ppo, apart from PEBBLE's table
-PPO_ARMS = ("ppo", "prefppo", "prefppo_linear", "prefppo_tanh", "prefppo_no_pretrain")
+PPO_ARMS = ("ppo", "prefppo", "prefppo_linear", "prefppo_tanh", "prefppo_no_pretrain", "prefppo_softplus")
 BY = "env.id,tag,feedback.max_feedback"  # the report's groups: one per arm and budget
 AT = 200_000  # runs longer than this are also compared at this env step (PPO's 1M-step runs)
 DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pebble_uniform")

@@ -75,6 +75,23 @@ def test_fit_learns_a_known_linear_reward():
     assert corr > 0.8, corr
 
 
+def test_softplus_output_is_never_negative_and_learns_the_same_ranking():
+    """output=softplus: every member's per-step reward is softplus(raw) >= 0, and fitting still recovers r = obs[..., 0]."""
+    model = _model(output="softplus")
+    rng = np.random.default_rng(2)
+    obs = torch.as_tensor(rng.uniform(-1, 1, (2000, OBS_DIM)), dtype=torch.float32)
+    action = torch.as_tensor(rng.uniform(-1, 1, (2000, ACTION_DIM)), dtype=torch.float32)
+    with torch.no_grad():
+        raw = model.net(torch.cat([obs, action], -1))[..., 0]  # [E, N]
+    torch.testing.assert_close(model.member_rewards(obs, action), torch.nn.functional.softplus(raw))
+    model.fit(_labels(256, 2, seed=0), _gen())
+    assert model.accuracy(_labels(200, 2, seed=1)) > 0.85
+    members = model.member_rewards(obs, action)
+    assert members.min() >= 0 and members.max() > 1.0  # non-negative, and not bounded by 1 as tanh is
+    corr = np.corrcoef(model.reward(obs, action).numpy(), obs[:, 0].numpy())[0, 1]
+    assert corr > 0.8, corr
+
+
 def test_fit_stops_early_once_accuracy_exceeds_the_threshold():
     """fit reports the epochs it ran; a low stop_accuracy ends the round long before `epochs`."""
     labels = _labels(128, 2, seed=3)

@@ -22,7 +22,7 @@ from pbrl.errors import ConfigError, check_choice, check_int
 from pbrl.query import RULES, SelectionContext, select
 from pbrl.reward.crop import make_crop
 from pbrl.reward.labels import LabelSet
-from pbrl.reward.model import RewardModel, RewardModelConfig
+from pbrl.reward.model import SQUASH, RewardModel, RewardModelConfig
 from pbrl.reward.rime import RimeWarmStart, make_selector
 from pbrl.reward.surf import make_pool
 from pbrl.teachers import RewardLedger, Teacher, make_teacher
@@ -52,7 +52,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if unknown:
         raise ConfigError(f"reward_model.{unknown[0]}",
                           f"not a reward-model setting; allowed: {', '.join(sorted(fields))}")
-    check_choice("reward_model.output", rm["output"], ("tanh", "linear"))
+    check_choice("reward_model.output", rm["output"], tuple(SQUASH))
     for key in ("ensemble_size", "hidden_dim", "depth", "batch_size", "epochs", "relabel_batch"):
         check_int(f"reward_model.{key}", rm[key], minimum=1)
     if not isinstance(rm["lr"], (int, float)) or isinstance(rm["lr"], bool) or rm["lr"] <= 0:

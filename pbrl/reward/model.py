@@ -2,7 +2,8 @@
 
 All members are one ``EnsembleMLP`` (weights ``[E, in, out]``), so a forward pass over the whole
 ensemble is one batched matmul per layer. Each per-step reward is squashed into [-1, 1] by tanh,
-as in PEBBLE (``output: linear`` leaves it unbounded); the agent's reward is the ensemble mean.
+as in PEBBLE (``output: linear`` leaves it unbounded, ``softplus`` unbounded and non-negative); the
+agent's reward is the ensemble mean.
 Training follows PEBBLE: every round runs up to ``epochs`` passes over all labels collected so
 far, each member on its own shuffle of them, and stops early once the mean training accuracy
 exceeds ``stop_accuracy``. The model is never re-initialised between rounds.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from pbrl.agents.nets import EnsembleMLP
 from pbrl.agents.optim import make_adam
@@ -49,6 +51,15 @@ class RewardModelConfig:
 
 
 CPU_ROWS_PER_PASS = 1024
+# each member's per-step output -> its reward:
+# - tanh (PEBBLE): in [-1, 1];
+# - linear: unbounded, for tasks whose true reward keeps growing with skill (a tanh can saturate there;
+#   experiments/probe_reward_saturation.py);
+# - softplus: unbounded above and never negative. Preferences between segments of equal length cannot tell
+#   a reward from the same reward plus a constant, so a learned reward can sit near or below 0 per step; on a
+#   task that ends episodes when the agent falls (Walker2d, Hopper) falling then costs the agent nothing, or
+#   pays it. A non-negative reward keeps staying alive at least as good as ending the episode.
+SQUASH = {"tanh": torch.tanh, "linear": lambda x: x, "softplus": F.softplus}
 
 
 class RewardModel:
@@ -63,9 +74,7 @@ class RewardModel:
                                activation=nn.LeakyReLU).to(self.device)
         self.opt = make_adam(self.net.parameters(), cfg.lr, self.device)
         self.updates = 0  # gradient steps taken, over all rounds
-        # tanh (PEBBLE): each step's reward in [-1, 1]; linear: unbounded, for tasks whose true reward
-        # keeps growing with skill (a tanh can saturate there; experiments/probe_reward_saturation.py)
-        self.squash = torch.tanh if cfg.output == "tanh" else (lambda x: x)
+        self.squash = SQUASH[cfg.output]
 
     def _autocast(self, enabled: bool = True):
         if not (enabled and self.precision == "bf16"):
@@ -73,7 +82,7 @@ class RewardModel:
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def member_rewards(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """Per-step reward of every member: ``[..., obs_dim]`` -> ``[E, ...]``, each in [-1, 1]."""
+        """Per-step reward of every member: ``[..., obs_dim]`` -> ``[E, ...]``, squashed by ``cfg.output``."""
         x = torch.cat([obs, action], dim=-1).reshape(-1, obs.shape[-1] + action.shape[-1])
         # bf16 pays off on batches; one row (the reward of each new env step) runs faster in fp32
         with self._autocast(enabled=x.shape[0] >= 256):
