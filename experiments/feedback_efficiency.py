@@ -23,6 +23,8 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
   B-Pref's tanh, which saturates on HalfCheetah); the published tables use these two.
   ``prefppo_no_pretrain`` is ``prefppo_linear`` without the 32k state-entropy steps;
   ``prefppo_softplus`` learns a non-negative reward (staying alive never costs reward on Walker2d).
+  Each PPO folder also gets ``episodes.md``: per arm, the mean training-episode length and the true and
+  learned reward per step over stretches of the run (``episode_table``).
   The ``ppo`` arm's runs are experiments/ppo_baseline.py's pbrl runs (``runs/ppo_baseline/pbrl``:
   the same preset and seeds, so the same training; evaluated every 25k steps): each is run once.
 - HalfCheetah's gap (issue 17; not run by default): ``pebble_bpref_sac`` / ``sac_bpref`` are PEBBLE and
@@ -230,6 +232,8 @@ def main() -> None:
                    options=report_options(name, args.steps))
         if name == "halfcheetah" and sweeps:
             back_share_table(sweeps, RESULTS / "feedback_efficiency" / name / "back_share.md")
+        if name.endswith("_ppo") and sweeps:
+            episode_table(sweeps, RESULTS / "feedback_efficiency" / name / "episodes.md")
 
 
 def back_share_table(sweeps: list[Path], out: Path, window: tuple[int, int] = (70_000, 100_000)) -> None:
@@ -251,6 +255,53 @@ def back_share_table(sweeps: list[Path], out: Path, window: tuple[int, int] = (7
     for tag, seed, share, ret in rows:
         lines.append(f"| {tag} | {seed} | {'–' if share is None else f'{share:.0%}'} | "
                      f"{'unfinished' if ret is None else f'{ret:.0f}'} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+EPISODE_BINS = (0, 100_000, 250_000, 500_000, 1_000_000)  # episodes.csv's env_step: where training episodes ended
+
+
+def episode_table(sweeps: list[Path], out: Path, bins: tuple[int, ...] = EPISODE_BINS) -> None:
+    """How long each arm's training episodes last, and what the reward it trains on pays per step, over stretches
+    of the run: on a task that ends episodes when the body falls, a learned reward near 0 per step makes
+    falling free. Mean over every finished run's episodes.csv, per arm (runs still going are left out)."""
+    import pandas as pd
+
+    runs = [p for s in sweeps for p in ([s] if (s / "config.yaml").exists() else sorted(s.iterdir()))
+            if (p / "summary.json").exists() and (p / "episodes.csv").exists()]
+    frames = []
+    for run in runs:
+        episodes = pd.read_csv(run / "episodes.csv")
+        episodes["arm"] = yaml.safe_load((run / "config.yaml").read_text()).get("tag", "")
+        frames.append(episodes)
+    if not frames:
+        return
+    episodes = pd.concat(frames)
+    edges = [f"{b // 1000}k" if b >= 1000 else str(b) for b in bins]
+    labels = [f"{a}–{b}" for a, b in zip(edges, edges[1:])]
+    episodes["stretch"] = pd.cut(episodes.env_step, list(bins), labels=labels, include_lowest=True)
+    lines = ["# Training episodes: mean length and reward per step", "",
+             "From each finished run's episodes.csv, by the env step where the episode ended. `true` is the task's",
+             "reward per step; `learned` the reward model's per step over the episodes it scored (none before its first",
+             "round, and none for the true-reward arm).",
+             "", "| arm | runs | " + " | ".join(f"{b}: length, true, learned" for b in labels) + " |",
+             "|---|---|" + "---|" * len(labels)]
+    for arm, group in episodes.groupby("arm"):
+        cells = []
+        for label in labels:
+            part = group[group.stretch == label]
+            if part.empty:
+                cells.append("–")
+                continue
+            steps = part.length.sum()
+            scored = part[part.learned_return.notna()]  # none before the first reward model
+            learned = scored.learned_return.sum() / scored.length.sum() if len(scored) else None
+            cells.append(f"{part.length.mean():.0f}, {part['return'].sum() / steps:.2f}, "
+                         + ("–" if learned is None else f"{learned:.2f}"))
+        n = sum(1 for r in runs if yaml.safe_load((r / "config.yaml").read_text()).get("tag", "") == arm)
+        lines.append(f"| {arm} | {n} | " + " | ".join(cells) + " |")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -169,3 +169,29 @@ def test_the_reward_probe_scores_each_policys_episodes_with_each_model(tmp_path,
     assert cells[1] == f"{np.mean(returns):.0f} ± {np.std(returns):.0f}" and cells[2] == f"{steps / 2:.0f}"
     assert cells[3] == f"{np.mean(learned):.0f} ({np.sum(learned) / steps:.2f})"
     assert "| Spearman (all episodes) | | |" in table
+
+
+def test_the_episode_table_gives_each_arms_mean_length_and_reward_per_step(tmp_path):
+    """episodes.md: per arm and stretch of the run, mean episode length, true and learned reward per step
+    (learned over the episodes the model scored); unfinished runs are left out."""
+    import json
+
+    from feedback_efficiency import episode_table
+
+    def run(name: str, tag: str, rows: str, finished: bool = True) -> None:
+        path = tmp_path / "sweep" / name
+        path.mkdir(parents=True)
+        (path / "config.yaml").write_text(f"tag: {tag}\nseed: 0\n")
+        (path / "episodes.csv").write_text("env_step,episode,length,return,learned_return\n" + rows)
+        if finished:
+            (path / "summary.json").write_text(json.dumps({"final_eval_return": 1.0}))
+
+    run("a", "linear", "50,0,100,100,\n90,1,300,900,30\n150,2,200,600,40\n")  # first episode before any model
+    run("b", "linear", "120,0,400,400,0\n", finished=False)  # still going: left out
+    run("c", "ppo", "60,0,50,100,\n")
+    out = tmp_path / "episodes.md"
+    episode_table([tmp_path / "sweep"], out, bins=(0, 100, 200))
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.read_text().splitlines() if line.startswith("| ")}
+    # 0-100: lengths 100 and 300 (mean 200), true (100 + 900) / 400, learned 30 / 300 (the scored episode only)
+    assert rows["linear"] == "| linear | 1 | 200, 2.50, 0.10 | 200, 3.00, 0.20 |"
+    assert rows["ppo"] == "| ppo | 1 | 50, 2.00, – | – |"
