@@ -275,6 +275,7 @@ def episode_table(sweeps: list[Path], out: Path, bins: tuple[int, ...] = EPISODE
     for run in runs:
         episodes = pd.read_csv(run / "episodes.csv")
         episodes["arm"] = yaml.safe_load((run / "config.yaml").read_text()).get("tag", "")
+        episodes["run"] = str(run)
         frames.append(episodes)
     if not frames:
         return
@@ -300,8 +301,7 @@ def episode_table(sweeps: list[Path], out: Path, bins: tuple[int, ...] = EPISODE
             learned = scored.learned_return.sum() / scored.length.sum() if len(scored) else None
             cells.append(f"{part.length.mean():.0f}, {part['return'].sum() / steps:.2f}, "
                          + ("–" if learned is None else f"{learned:.2f}"))
-        n = sum(1 for r in runs if yaml.safe_load((r / "config.yaml").read_text()).get("tag", "") == arm)
-        lines.append(f"| {arm} | {n} | " + " | ".join(cells) + " |")
+        lines.append(f"| {arm} | {group.run.nunique()} | " + " | ".join(cells) + " |")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
