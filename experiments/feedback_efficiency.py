@@ -269,8 +269,9 @@ def episode_table(sweeps: list[Path], out: Path, bins: tuple[int, ...] = EPISODE
     falling free. Mean over every finished run's episodes.csv, per arm (runs still going are left out)."""
     import pandas as pd
 
-    runs = [p for s in sweeps for p in ([s] if (s / "config.yaml").exists() else sorted(s.iterdir()))
-            if (p / "summary.json").exists() and (p / "episodes.csv").exists()]
+    from pbrl.report import find_runs
+
+    runs = [p for s in sweeps for p in find_runs(s) if (p / "summary.json").exists() and (p / "episodes.csv").exists()]
     frames = []
     for run in runs:
         episodes = pd.read_csv(run / "episodes.csv")
