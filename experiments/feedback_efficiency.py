@@ -57,6 +57,7 @@ steps for longer runs (``--at 200000``), and every run, failed and unfinished on
 from __future__ import annotations
 
 import argparse
+import itertools
 import queue
 import re
 import subprocess
@@ -282,7 +283,7 @@ def episode_table(sweeps: list[Path], out: Path, bins: tuple[int, ...] = EPISODE
         return
     episodes = pd.concat(frames)
     edges = [f"{b // 1000}k" if b >= 1000 else str(b) for b in bins]
-    labels = [f"{a}–{b}" for a, b in zip(edges, edges[1:])]
+    labels = [f"{a}–{b}" for a, b in itertools.pairwise(edges)]
     episodes["stretch"] = pd.cut(episodes.env_step, list(bins), labels=labels, include_lowest=True)
     lines = ["# Training episodes: mean length and reward per step", "",
              "From each finished run's episodes.csv, by the env step where the episode ended. `true` is the task's",
