@@ -50,7 +50,9 @@ def rollouts(run: Path, episodes: int) -> tuple[list[float], list[tuple[np.ndarr
     spec = spec_of(env, env_cfg["id"])
     agent = make_agent(cfg["agent"], spec.obs_dim, spec.action_dim, torch.device("cpu"), "fp32",
                        steps=int(cfg["steps"]), buffer_size=1)
-    agent.load_state_dict(torch.load(run / "agent.pt", weights_only=False, map_location="cpu"))
+    state = torch.load(run / "agent.pt", weights_only=False, map_location="cpu")
+    state.pop("buffer", None)  # SAC's replay buffer: only the policy plays here
+    agent.load_state_dict(state)
     returns, trajectories = [], []
     for i in range(episodes):
         obs, _ = env.reset(seed=int(cfg["seed"]) + 1_000_000 + i)
@@ -84,7 +86,8 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def name(run: Path) -> str:
     cfg = load_config(run)
-    return f"{cfg.get('tag') or cfg['agent']['name']} s{cfg['seed']}"
+    true = " true-reward" if cfg.get("teacher", {}).get("name") == "none" else ""  # one preset, both arms
+    return f"{cfg.get('tag') or cfg['agent']['name']}{true} s{cfg['seed']}"
 
 
 def main() -> None:

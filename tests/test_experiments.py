@@ -171,6 +171,22 @@ def test_the_reward_probe_scores_each_policys_episodes_with_each_model(tmp_path,
     assert "| Spearman (all episodes) | | |" in table
 
 
+def test_the_reward_probe_plays_a_sac_run_whose_agent_file_holds_its_replay_buffer(tmp_path):
+    """A SAC run's agent.pt carries its replay buffer (the run's capacity); the probe plays only the policy."""
+    import torch
+    from helpers import tiny_config
+    from probe_reward_ceiling import rollouts
+
+    from pbrl.workspace import Workspace
+
+    run = tmp_path / "sac"
+    Workspace(tiny_config("steps=600", "seed_steps=200", "pretrain.steps=0", "feedback.num_interact=200",
+                          "feedback.mb_size=5", "feedback.max_feedback=10", "feedback.segment=20"), run).train()
+    assert "buffer" in torch.load(run / "agent.pt", weights_only=False)
+    returns, trajectories = rollouts(run, 1)
+    assert len(returns) == 1 and trajectories[0][0].shape[0] == trajectories[0][1].shape[0] > 0
+
+
 def test_the_episode_table_gives_each_arms_mean_length_and_reward_per_step(tmp_path):
     """episodes.md: per arm and stretch of the run, mean episode length, true and learned reward per step
     (learned over the episodes the model scored); unfinished runs are left out."""
