@@ -211,3 +211,21 @@ def test_the_episode_table_gives_each_arms_mean_length_and_reward_per_step(tmp_p
     # 0-100: lengths 100 and 300 (mean 200), true (100 + 900) / 400, learned 30 / 300 (the scored episode only)
     assert rows["linear"] == "| linear | 1 | 200, 2.50, 0.10 | 200, 3.00, 0.20 |"
     assert rows["ppo"] == "| ppo | 1 | 50, 2.00, – | – |"
+
+
+def test_turnovers_are_the_steps_back_upright_after_a_full_window_on_the_back_within_one_episode():
+    """probe_turnover_barrier.turnovers: a turn-over counts only with `window` steps on the back before it and
+    `window` upright after it, and none of them across an episode start."""
+    import numpy as np
+    from probe_turnover_barrier import turnovers
+
+    flipped = np.zeros(60, bool)
+    flipped[5:15] = True    # 10 on the back, upright from 15 to 25: a turn-over at 15
+    flipped[25:28] = True   # 3 steps on the back: too short for window 4
+    flipped[40:50] = True   # back upright at 50, but an episode starts at 52
+    start = np.zeros(60, bool)
+    start[[0, 52]] = True
+    assert turnovers(flipped, start, window=4).tolist() == [15]
+    assert turnovers(flipped, start, window=2).tolist() == [15, 28, 50]  # 50, 51 are still in the episode
+    start[52] = False
+    assert turnovers(flipped, start, window=4).tolist() == [15, 50]
