@@ -64,11 +64,16 @@ def describe_machine(device: str | None = None) -> dict[str, Any]:
             "cpu_cores": os.cpu_count(), "gpu": gpu, "torch_version": torch.__version__}
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed over it)."""
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed over it): a reader sees all of it or nothing."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 class RunRecord:

@@ -16,6 +16,7 @@ from pbrl.human.server import ViewerConfig, ViewerServer, make_app
 from pbrl.human.store import LabelStore
 from pbrl.human.teacher import instruction_for, validate
 from pbrl.human.worker import ClipSettings, RenderWorker
+from pbrl.lifecycle import write_text
 
 
 class LabelingSession:
@@ -38,7 +39,8 @@ class LabelingSession:
                                         repeat_fraction=float(cfg.get("repeat_fraction", 0.0)),
                                         repeat_gap=int(cfg.get("repeat_gap", 10)), seed=seed))
             self.server = ViewerServer(app, cfg.get("host", "127.0.0.1"), int(cfg.get("port", 0)))
-            (store_path.parent / "viewer_url.txt").write_text(self.server.url + "\n")
+            # atomic: a script that waits for the file reads the whole address, never half of it
+            write_text(store_path.parent / "viewer_url.txt", self.server.url + "\n")
             self.where = self.server.url
             log(f"label at {self.server.url}")
         else:
