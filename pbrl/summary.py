@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pbrl
+from pbrl.lifecycle import write_text
 
 FLIP_KEYS = ("eval_rotations_mean", "eval_flip_rate", "eval_landed_rate", "eval_landed_mean")
 
@@ -43,7 +43,5 @@ def write_summary(path: Path, run: Mapping[str, Any], eval_rows: Sequence[Mappin
     summary.update({f"final_{k}": last[k] for k in (*FLIP_KEYS, "eval_success_rate") if k in last})
     # strict JSON: a metric that is not defined yet (NaN) is written as null
     summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(summary, indent=2) + "\n")
     return summary
