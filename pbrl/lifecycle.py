@@ -65,9 +65,12 @@ def describe_machine(device: str | None = None) -> dict[str, Any]:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file renamed over it): a reader sees all of it or nothing."""
+    """Write ``text`` to ``path`` atomically (a temporary file renamed over it): a reader sees all of it or nothing.
+
+    Line endings are written as given (no translation), so CSV text keeps its ``\\r\\n`` on every OS.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, newline="")
     os.replace(tmp, path)
 
 

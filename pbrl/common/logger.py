@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
 from pbrl.errors import check_choice
+from pbrl.lifecycle import write_text
 
 WANDB_MODES = ("disabled", "offline", "online")
 
@@ -28,19 +30,18 @@ def write_config(run_dir: Path, cfg: Mapping[str, Any]) -> None:
     """``config.yaml``: the resolved settings a run uses (pbrl-report groups runs by them)."""
     from omegaconf import OmegaConf
 
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(cfg))))
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(dict(cfg))))
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 class Logger:
