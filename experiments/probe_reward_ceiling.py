@@ -32,6 +32,14 @@ from pbrl.envs import make_env, spec_of
 from pbrl.reward.model import RewardModel, RewardModelConfig
 
 
+def shown(run: Path) -> str:
+    """``run`` relative to the working directory where it lies below it (no machine paths in committed tables)."""
+    try:
+        return str(run.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return run.name
+
+
 def load_config(run: Path) -> dict:
     path = run / "config.yaml"
     if not path.is_file():
@@ -114,6 +122,9 @@ def main() -> None:
     header = ("| policy | true return | length | "
               + " | ".join(f"learned by {name(m)} (per step)" for m in models) + " |")
     lines = [f"Learned vs true return, {args.episodes} deterministic episodes per policy (evaluation seeds)", "",
+             "`python experiments/probe_reward_ceiling.py MODEL_RUN ... --policies RUN ...` over these run folders:", "",
+             *(f"- {role}: `{shown(run)}`" for role, runs in (("reward model", models), ("policy", played))
+               for run in runs), "",
              header, "|" + "---|" * (3 + len(models))]
     for p, (returns, trajectories) in sorted(played.items(), key=lambda kv: np.mean(kv[1][0])):
         steps = sum(len(o) for o, _ in trajectories)
