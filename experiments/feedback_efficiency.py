@@ -30,7 +30,8 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
 - HalfCheetah's gap (issue 17; not run by default): ``pebble_bpref_sac`` / ``sac_bpref`` are PEBBLE and
   SAC-true with B-Pref's SAC at CPU width (``agent=sac_bpref_cpu``), so the ratio stays like for like;
   ``pebble_early`` asks all labels by 20k (9k pretraining, rounds every 1k from 10k);
-  ``pebble_bpref_spacing`` spaces rounds 20k apart as B-Pref's scripts do (10k, 30k, ..., 190k). Screen
+  ``pebble_bpref_spacing`` spaces rounds 20k apart as B-Pref's scripts do (10k, 30k, ..., 190k);
+  ``pebble_bpref_sac_linear`` is ``pebble_bpref_sac`` with a linear (unsaturated) reward output. Screen
   them with one seed, then confirm the best with three (and its true-reward arm)::
 
       python experiments/feedback_efficiency.py --tasks halfcheetah --seeds 0 \
@@ -99,6 +100,9 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     "sac_bpref": ["agent=sac_bpref_cpu"],  # the true-reward arm of pebble_bpref_sac
     "pebble_early": ["pretrain.steps=9000", "feedback.num_interact=1000"],  # rounds at 10k, 11k, ..., 19k
     "pebble_bpref_spacing": ["pretrain.steps=9000", "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
+    # the tanh reward is saturated on upright running (0.96-0.99 per step from a 2900- to a 6300-return gait,
+    # results/feedback_efficiency/halfcheetah/probe_reward_ceiling.md): B-Pref's SAC with an unbounded reward
+    "pebble_bpref_sac_linear": ["agent=sac_bpref_cpu", "reward_model.output=linear"],
 }
 BASE = {"sac": "sac", "sac_bpref": "sac", "ppo": "ppo",  # an arm's own preset (else pebble_<task>)
         "prefppo": "prefppo", "prefppo_linear": "prefppo", "prefppo_tanh": "prefppo", "prefppo_no_pretrain": "prefppo",

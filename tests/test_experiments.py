@@ -229,3 +229,21 @@ def test_turnovers_are_the_steps_back_upright_after_a_full_window_on_the_back_wi
     assert turnovers(flipped, start, window=2).tolist() == [15, 28, 50]  # 50, 51 are still in the episode
     start[52] = False
     assert turnovers(flipped, start, window=4).tolist() == [15, 50]
+
+
+def test_every_feedback_efficiency_arm_composes_into_the_settings_its_name_says():
+    """A typo in an arm's overrides would only surface hours into a queue: each arm composes, on each task."""
+    import feedback_efficiency as fe
+
+    from helpers import compose_config
+
+    for task in fe.TASKS:
+        for method in fe.METHODS:
+            if method == "ppo":  # ppo_baseline's preset, tested above
+                continue
+            cfg = compose_config(fe.overrides(task, method, 1000, 2000, "0"))
+            assert cfg["tag"] == method and cfg["steps"] == 2000, (task, method)
+            assert (cfg["teacher"]["name"] == "none") == (method in fe.TRUE_REWARD), (task, method)
+    linear = compose_config(fe.overrides("halfcheetah", "pebble_bpref_sac_linear", 1000, 2000, "0"))
+    assert linear["reward_model"]["output"] == "linear" and linear["agent"]["hidden_dim"] == 256
+    assert linear["agent"]["init_alpha"] == 0.1  # B-Pref's SAC, at CPU width
