@@ -28,12 +28,13 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "experiments" / "results" / "bench_pebble.md"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "experiments"))
-from common import machine  # noqa: E402
+from common import machine, preset_agent  # noqa: E402
 
 
 def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 256, reps: int = 400) -> float:
@@ -182,12 +183,14 @@ def bench_loop(steps: int, threads: int, precision: str) -> list[str]:
             "pebble": _start(["experiment=pebble_halfcheetah", f"steps={steps}", f"precision={precision}",
                               f"pretrain.steps={max(1, int(steps * 0.045))}", f"feedback.num_interact={interact}"],
                              threads, Path(tmp, "pebble")),
-            "sac": _start(["experiment=sac_halfcheetah", f"steps={steps}", f"precision={precision}",
-                           "seed_steps=1000"], threads, Path(tmp, "sac")),
+            "sac": _start(["experiment=sac_halfcheetah", f"agent={preset_agent('pebble_halfcheetah') or 'sac'}",
+                           f"steps={steps}", f"precision={precision}", "seed_steps=1000"], threads, Path(tmp, "sac")),
         }
         for name, proc in runs.items():
             if proc.wait() != 0:
                 raise SystemExit(f"bench_pebble: the {name} run failed (status {proc.returncode})")
+        agents = [yaml.safe_load(Path(tmp, name, "config.yaml").read_text())["agent"] for name in ("pebble", "sac")]
+        assert agents[0] == agents[1], f"bench_pebble times PEBBLE and SAC with one agent; got {agents}"
         pebble, sac = (json.loads(Path(tmp, name, "summary.json").read_text()) for name in ("pebble", "sac"))
         rounds = round_floor_table(Path(tmp, "pebble", "rounds.csv"), gflops)
     ratio = pebble["train_steps_per_s"] / sac["train_steps_per_s"]

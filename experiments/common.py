@@ -37,6 +37,15 @@ def _rel(path: Path) -> str:
     return str(Path(path).resolve().relative_to(ROOT))
 
 
+def preset_agent(experiment: str) -> str | None:
+    """The agent a preset (``conf/experiment/<experiment>.yaml``) selects with ``override /agent``, or None where
+    it keeps the default: a true-reward run given the same agent as a PEBBLE preset compares like for like."""
+    import yaml
+
+    defaults = yaml.safe_load((ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text()).get("defaults", [])
+    return next((d["override /agent"] for d in defaults if isinstance(d, dict) and "override /agent" in d), None)
+
+
 def finished(run: Path) -> bool:
     """Whether ``run`` holds a finished run: a summary.json, and a run.json (where there is one) that says so."""
     if not (run / "summary.json").is_file():

@@ -6,10 +6,14 @@
     python experiments/feedback_efficiency.py --termination        # Hopper: env.terminate true vs false
 
 Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmuls for speed):
-- ``sac``: SAC on the true reward (experiment=sac_<task>);
+- ``sac``: SAC on the true reward (experiment=sac_<task>) with the agent of the task's PEBBLE preset, so
+  the ratio is like for like: on HalfCheetah ``agent=sac_bpref_cpu`` since 2026-12-04 (the same settings as
+  the ``sac_bpref`` arm), elsewhere the default SAC;
 - ``pebble``: the task's PEBBLE preset (experiment=pebble_<task>): oracle teacher, disagreement
   selection, and 9k state-entropy pretraining steps except on HalfCheetah, where pretraining
-  flips the cheetah onto its back (see conf/experiment/pebble_halfcheetah.yaml);
+  flips the cheetah onto its back (see conf/experiment/pebble_halfcheetah.yaml). HalfCheetah's preset
+  runs B-Pref's SAC at CPU width since 2026-12-04 (the same settings as ``pebble_bpref_sac``); the
+  README's rows measured before then name SB3's SAC settings;
 - ``pebble_no_pretrain`` / ``pebble_pretrain``: the preset with pretraining off / with PEBBLE's
   published 9k steps; whichever of the two equals the preset is skipped (its row is ``pebble``);
 - ``pebble_uniform``: the preset with uniform query selection;
@@ -30,7 +34,8 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
 - HalfCheetah's gap (issue 17; not run by default): ``pebble_bpref_sac`` / ``sac_bpref`` are PEBBLE and
   SAC-true with B-Pref's SAC at CPU width (``agent=sac_bpref_cpu``), so the ratio stays like for like;
   ``pebble_early`` asks all labels by 20k (9k pretraining, rounds every 1k from 10k);
-  ``pebble_bpref_spacing`` spaces rounds 20k apart as B-Pref's scripts do (10k, 30k, ..., 190k);
+  ``pebble_bpref_spacing`` spaces rounds 20k apart as B-Pref's scripts do (10k, 30k, ..., 190k); both
+  were screened with SB3's SAC settings (the preset's then) and keep them (``agent=sac``);
   ``pebble_bpref_sac_linear`` is ``pebble_bpref_sac`` with a linear (unsaturated) reward output. Screen
   them with one seed, then confirm the best with three (and its true-reward arm)::
 
@@ -67,7 +72,7 @@ import threading
 from pathlib import Path
 
 import yaml
-from common import RESULTS, ROOT, RUNS, _rel, archive, report, restore
+from common import RESULTS, ROOT, RUNS, _rel, archive, preset_agent, report, restore
 
 TASKS = ("halfcheetah", "walker2d")
 METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experiment=sac_<task>)
@@ -98,8 +103,9 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     # issue 17's HalfCheetah arms: B-Pref's SAC at CPU width on both sides of the ratio, and the reward's schedule
     "pebble_bpref_sac": ["agent=sac_bpref_cpu"],
     "sac_bpref": ["agent=sac_bpref_cpu"],  # the true-reward arm of pebble_bpref_sac
-    "pebble_early": ["pretrain.steps=9000", "feedback.num_interact=1000"],  # rounds at 10k, 11k, ..., 19k
-    "pebble_bpref_spacing": ["pretrain.steps=9000", "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
+    # the schedule arms, screened with SB3's SAC settings (the preset's until 2026-12-04), which they keep
+    "pebble_early": ["agent=sac", "pretrain.steps=9000", "feedback.num_interact=1000"],  # rounds at 10k, 11k, ..., 19k
+    "pebble_bpref_spacing": ["agent=sac", "pretrain.steps=9000", "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
     # the tanh reward is saturated on upright running (0.96-0.99 per step from a 2900- to a 6300-return gait,
     # results/feedback_efficiency/halfcheetah/probe_reward_ceiling.md): B-Pref's SAC with an unbounded reward
     "pebble_bpref_sac_linear": ["agent=sac_bpref_cpu", "reward_model.output=linear"],
@@ -166,6 +172,8 @@ def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> li
     if task == "halfcheetah" and method not in PPO_ARMS:  # the last snapshot's episode store: the time on the back
         common.append("snapshot.keep=true")
     base = BASE.get(method, "pebble")
+    if method == "sac" and (agent := preset_agent(f"pebble_{task}")):  # the PEBBLE preset's agent: like for like
+        common.insert(0, f"agent={agent}")
     if method in TRUE_REWARD:
         return [f"experiment={base}_{task}", f"tag={method}", *(METHODS[method] or []), *common]
     return [f"experiment={base}_{task}", f"tag={method}", f"feedback.max_feedback={budget}",
@@ -248,14 +256,25 @@ def back_share_table(sweeps: list[Path], out: Path, window: tuple[int, int] = (7
 
     from halfcheetah_flip import back_share
 
+    # snapshots are not archived (they hold the replay buffer): on a fresh checkout a finished run has none, and its
+    # share is kept from the table as last written where the run had one
+    earlier = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) == 4 and cells[2].endswith("%"):
+                earlier[(cells[0], cells[1])] = float(cells[2].rstrip("%")) / 100
     rows = []
     for run in sorted(r for sweep in sweeps for r in sweep.iterdir() if (r / "config.yaml").exists()):
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
         share = back_share(run, *window)
+        if share is None:
+            share = earlier.get((str(cfg.get("tag", "")), str(cfg["seed"])))
         rows.append((cfg.get("tag", ""), cfg["seed"], share, summary.get("final_eval_return")))
     lines = [f"# HalfCheetah-v5: share of training steps on the back, {window[0] // 1000}k–{window[1] // 1000}k",
-             "", "Torso pitch past ±90° (`experiments/halfcheetah_flip.py`), from each run's kept snapshot.", "",
+             "", "Torso pitch past ±90° (`experiments/halfcheetah_flip.py`), from each run's kept snapshot (where the",
+             "snapshot is not in this checkout, from this table as last written).", "",
              "| arm | seed | on the back | final eval return |", "|---|---|---|---|"]
     for tag, seed, share, ret in rows:
         lines.append(f"| {tag} | {seed} | {'–' if share is None else f'{share:.0%}'} | "

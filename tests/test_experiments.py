@@ -247,3 +247,19 @@ def test_every_feedback_efficiency_arm_composes_into_the_settings_its_name_says(
     linear = compose_config(fe.overrides("halfcheetah", "pebble_bpref_sac_linear", 1000, 2000, "0"))
     assert linear["reward_model"]["output"] == "linear" and linear["agent"]["hidden_dim"] == 256
     assert linear["agent"]["init_alpha"] == 0.1  # B-Pref's SAC, at CPU width
+
+
+def test_feedback_efficiency_true_reward_arm_runs_the_pebble_presets_agent():
+    """The ratio is like for like: on each task the ``sac`` arm trains the agent the PEBBLE preset trains (HalfCheetah's
+    preset runs B-Pref's SAC since issue 17's screen), and the schedule arms keep the SB3 SAC they were screened with."""
+    import feedback_efficiency as fe
+
+    from helpers import compose_config
+
+    for task in fe.TASKS:
+        sac, pebble = (compose_config(fe.overrides(task, m, 1000, 2000, "0")) for m in ("sac", "pebble"))
+        assert sac["agent"] == pebble["agent"], task
+        assert sac["teacher"]["name"] == "none" and pebble["teacher"]["name"] != "none", task
+    assert compose_config(fe.overrides("halfcheetah", "pebble", 1000, 2000, "0"))["agent"]["init_alpha"] == 0.1
+    for arm in ("pebble_early", "pebble_bpref_spacing"):
+        assert compose_config(fe.overrides("halfcheetah", arm, 1000, 2000, "0"))["agent"]["init_alpha"] == 1.0, arm
