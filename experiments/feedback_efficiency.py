@@ -12,8 +12,8 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmul
 - ``pebble``: the task's PEBBLE preset (experiment=pebble_<task>): oracle teacher, disagreement
   selection, and 9k state-entropy pretraining steps except on HalfCheetah, where pretraining
   flips the cheetah onto its back (see conf/experiment/pebble_halfcheetah.yaml). HalfCheetah's preset
-  runs B-Pref's SAC at CPU width since 2026-12-04 (the same settings as ``pebble_bpref_sac``); the
-  README's rows measured before then name SB3's SAC settings;
+  runs B-Pref's SAC at CPU width with a linear reward output since 2026-12-04 (the same settings as
+  ``pebble_bpref_sac_linear``); the README's rows measured before then name SB3's SAC settings;
 - ``pebble_no_pretrain`` / ``pebble_pretrain``: the preset with pretraining off / with PEBBLE's
   published 9k steps; whichever of the two equals the preset is skipped (its row is ``pebble``);
 - ``pebble_uniform``: the preset with uniform query selection;

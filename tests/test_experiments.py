@@ -260,6 +260,7 @@ def test_feedback_efficiency_true_reward_arm_runs_the_pebble_presets_agent():
         sac, pebble = (compose_config(fe.overrides(task, m, 1000, 2000, "0")) for m in ("sac", "pebble"))
         assert sac["agent"] == pebble["agent"], task
         assert sac["teacher"]["name"] == "none" and pebble["teacher"]["name"] != "none", task
-    assert compose_config(fe.overrides("halfcheetah", "pebble", 1000, 2000, "0"))["agent"]["init_alpha"] == 0.1
+    preset = compose_config(fe.overrides("halfcheetah", "pebble", 1000, 2000, "0"))
+    assert preset["agent"]["init_alpha"] == 0.1 and preset["reward_model"]["output"] == "linear"
     for arm in ("pebble_early", "pebble_bpref_spacing"):
         assert compose_config(fe.overrides("halfcheetah", arm, 1000, 2000, "0"))["agent"]["init_alpha"] == 1.0, arm
