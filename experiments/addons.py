@@ -16,7 +16,8 @@ Every cell is experiment=pebble_walker2d at 100k env steps (9k state-entropy ste
   beside PEBBLE with the oracle teacher at the same budget. The bar: PEBBLE+RIME >= 80 % of PEBBLE's
   return with the oracle.
 
-Each study is one hydra multirun into runs/addons/<study>/ (``tag`` names the arm); the report
+Each study's runs go into runs/addons/<study>/ (``tag`` names the arm), seed by seed and two at a time (``--lanes``:
+a lane that finishes takes the next run, so no core idles while runs are queued); the report
 (pbrl-report --by tag) goes to experiments/results/addons/<study>/: IQM with 95 % stratified-bootstrap
 CIs per arm, each arm as a percentage of the reference (``tag=pebble``; ``tag=pebble_oracle`` in the
 noise study), and the probability that each switch beats PEBBLE (rliable, with its CI).
@@ -24,16 +25,20 @@ noise study), and the probability that each switch beats PEBBLE (rliable, with i
 Cost, estimated from SAC's 68 env steps/s at 1 thread on the 2-core AMD EPYC (experiments/results/
 bench_sac.md) plus PEBBLE's rounds: ~30 min per 100k-step run, so a study of 3 arms x 3 seeds is
 ~6 h of one core for the efficiency study's 4 arms x 3 seeds (SURF's pseudo-labels cost more),
-~4.5 h for the noise study; each arm's multirun runs 2 seeds, then 1.
+~4.5 h for the noise study's 3 arms x 3 seeds: half that on the clock with two lanes. Each finished run is
+archived at once, so a sitting too short for a study still keeps every run it finished.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from common import RESULTS, RUNS, multirun, report, restore
+from common import RESULTS, RUNS, execute, report, restore
 
-BASE = ["experiment=pebble_walker2d", "steps=100000", "threads=1", "eval.every=10000", "snapshot.every=25000"]
+# fp32 pinned: precision=auto picks bf16 on a CPU with native bf16, and the cells must compare like for like
+# whichever machine each one ran on
+BASE = ["experiment=pebble_walker2d", "steps=100000", "threads=1", "precision=fp32", "eval.every=10000",
+        "snapshot.every=25000"]
 ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
     "pebble": [],
     "rune": ["reward.bonus=rune"],
@@ -42,9 +47,9 @@ ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
             "reward_model.crop=qpa"],
     "rime": ["reward_model.robust=rime"],
 }
-STUDIES = {  # study -> (teacher overrides, budget, arms, reference arm for the ratios)
-    "efficiency": (["teacher=oracle"], 200, ["pebble", "surf", "rune", "qpa"], "pebble"),
+STUDIES = {  # study -> (teacher overrides, budget, arms, reference arm for the ratios); the bar's study first
     "noise": (["teacher=mistake", "teacher.mistake=0.3"], 1000, ["pebble", "rime"], "pebble_oracle"),
+    "efficiency": (["teacher=oracle"], 200, ["pebble", "surf", "rune", "qpa"], "pebble"),
 }
 
 
@@ -62,14 +67,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", choices=(*STUDIES, "all"), default="all")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--lanes", type=int, default=2, help="runs side by side (one torch thread each)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
     for study in STUDIES if args.study == "all" else [args.study]:
         sweep = RUNS / "addons" / study
-        if not args.report_only:
-            for overrides in cells(study, args.seeds):
-                multirun(sweep, overrides)
+        if not args.report_only:  # seed by seed, every arm: a sitting that ends early leaves whole seeds
+            execute([(sweep, overrides) for seed in args.seeds.split(",") for overrides in cells(study, seed)],
+                    args.lanes, sweep)
         _, _, arms, reference = STUDIES[study]
         compare = [opt for arm in arms if arm != "pebble" for opt in ("--compare", f"tag={arm}", "tag=pebble")]
         report([sweep], RESULTS / "addons" / study, "tag",

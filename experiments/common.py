@@ -15,9 +15,11 @@ before a script runs, so its multiruns skip them and its reports count them.
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pbrl  # noqa: F401  (its warning filter: conf/hydra/launcher/ takes the launcher plugins' names)
@@ -29,7 +31,7 @@ ARCHIVE = RESULTS / "archive"  # committed: the finished runs behind the tables,
 # what a finished run keeps in the archive: enough for pbrl-report and the finished-run check (not train.log: its
 # lines name the absolute run folder)
 KEPT = ("config.yaml", "summary.json", "run.json", "metrics.csv", "rounds.csv", "episodes.csv",
-        ".hydra/overrides.yaml")
+        ".hydra/overrides.yaml", "back_share.json")  # back_share.json: feedback_efficiency.back_share_table
 
 
 def _rel(path: Path) -> str:
@@ -56,7 +58,8 @@ def finished(run: Path) -> bool:
 
 def archive(dirs: list[Path], runs: Path = RUNS, to: Path = ARCHIVE) -> int:
     """Copy the ``KEPT`` files of every finished run at or below ``dirs`` (inside ``runs``) to the same path
-    under ``to``; runs archived before are left as they are. Returns how many runs were archived now."""
+    under ``to``. A run archived before keeps its files; only kept files it lacks (a measure written after the
+    run finished) are added. Returns how many runs were archived now."""
     new = 0
     for d in dirs:
         d = Path(d)
@@ -65,13 +68,14 @@ def archive(dirs: list[Path], runs: Path = RUNS, to: Path = ARCHIVE) -> int:
         for summary in sorted(d.rglob("summary.json")):
             run = summary.parent
             dest = to / run.resolve().relative_to(runs.resolve())
-            if not finished(run) or (dest / "summary.json").exists():
+            if not finished(run):
                 continue
+            before = (dest / "summary.json").exists()
             for name in KEPT:
-                if (run / name).is_file():
+                if (run / name).is_file() and not (before and (dest / name).exists()):
                     (dest / name).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(run / name, dest / name)
-            new += 1
+            new += not before
     if new:
         where = _rel(to) if to.resolve().is_relative_to(ROOT) else to
         print(f"archived {new} finished run(s) under {where}", flush=True)
@@ -80,12 +84,18 @@ def archive(dirs: list[Path], runs: Path = RUNS, to: Path = ARCHIVE) -> int:
 
 def restore(runs: Path = RUNS, archived: Path = ARCHIVE) -> int:
     """Copy each archived run back to ``runs`` where that folder has no run yet (no metrics.csv); a run in
-    progress there is left alone. Returns how many runs were restored."""
+    progress there is left alone, and a finished one only gains the archived files it lacks. Returns how many
+    runs were restored."""
     back = 0
     for summary in sorted(archived.rglob("summary.json")):
         src = summary.parent
         dest = runs / src.relative_to(archived)
-        if (dest / "metrics.csv").exists() or (dest / "summary.json").exists():
+        if (dest / "summary.json").exists():
+            for name in KEPT:
+                if (src / name).is_file() and not (dest / name).exists():
+                    shutil.copy2(src / name, dest / name)
+            continue
+        if (dest / "metrics.csv").exists():
             continue
         shutil.copytree(src, dest, dirs_exist_ok=True)
         back += 1
@@ -103,6 +113,43 @@ def multirun(sweep_dir: Path, overrides: list[str], n_jobs: int = 2) -> int:
     code = subprocess.run(cmd, cwd=ROOT).returncode
     archive([sweep_dir])
     return code
+
+
+def run_lane(jobs: "queue.SimpleQueue[tuple[Path, list[str]]]", log: Path) -> None:
+    """Take multiruns from the shared queue one after another until it is empty (one lane of those side by side)."""
+    with open(log, "a") as f:
+        while True:
+            try:
+                sweep, args = jobs.get_nowait()
+            except queue.Empty:
+                return
+            cmd = [sys.executable, "-m", "pbrl.train", "-m", *args, f"hydra.sweep.dir={_rel(sweep)}",
+                   "hydra.launcher.n_jobs=1", "progress=false"]
+            print("+", " ".join(cmd[1:]), flush=True)
+            f.write("+ " + " ".join(cmd[1:]) + "\n")
+            f.flush()
+            subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+            archive([sweep])  # committed with the tables: a later sitting restores it instead of rerunning it
+
+
+def execute(jobs: list[tuple[Path, list[str]]], lanes: int, log_dir: Path) -> None:
+    """Run the jobs in order on ``lanes`` lanes side by side; a lane that is done takes the next job.
+
+    Each multirun is split into one job per seed (same sweep directory, so hydra names the run
+    directories exactly as one multirun over all seeds would): a lane never idles while another has
+    seeds queued, and finished runs are skipped in a second. Each lane logs to ``log_dir/lane<i>.log``.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    todo: queue.SimpleQueue = queue.SimpleQueue()
+    for sweep, args in jobs:
+        seeds = next(a for a in args if a.startswith("seed=")).removeprefix("seed=").split(",")
+        for seed in seeds:
+            todo.put((sweep, [a if not a.startswith("seed=") else f"seed={seed}" for a in args]))
+    threads = [threading.Thread(target=run_lane, args=(todo, log_dir / f"lane{i}.log")) for i in range(lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def report(dirs: list[Path], out: Path, by: str, title: str, metric: str | None = None,
@@ -139,14 +186,13 @@ def lost_runs(dirs: list[Path], out: Path) -> list[str]:
     with open(listed) as f:
         before = [row["run"] for row in csv.DictReader(f)
                   if row.get("run") and row.get("status", "finished") == "finished"]
-    from pbrl.report import ReportError, find_runs
+    from pbrl.report import ReportError, run_names
 
-    here = set()
-    for d in dirs:
-        try:
-            here |= {_rel(run) for run in find_runs(d)}
-        except ReportError:  # no runs below d (yet)
-            pass
+    try:  # named as pbrl-report names them: it is given the dirs relative to ROOT
+        names = run_names(dirs)
+        here = set(names) if len(dirs) == 1 else {_rel(path) for path in names.values()}
+    except ReportError:  # a dir with no runs (yet): pbrl-report would say so
+        here = set()
     return [run for run in before if run not in here]
 
 

@@ -5,7 +5,7 @@
     python experiments/feedback_efficiency.py --report-only        # tables from what has run so far
     python experiments/feedback_efficiency.py --termination        # Hopper: env.terminate true vs false
 
-Methods (all at the same env-step budget, ``--steps``, default 200k; bf16 matmuls for speed):
+Methods (all at the same env-step budget, ``--steps``, default 200k; ``precision=auto``, and every archived run ran fp32):
 - ``sac``: SAC on the true reward (experiment=sac_<task>) with the agent of the task's PEBBLE preset, so
   the ratio is like for like: on HalfCheetah ``agent=sac_bpref_cpu`` since 2026-12-04 (the same settings as
   the ``sac_bpref`` arm), elsewhere the default SAC;
@@ -64,15 +64,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import queue
 import re
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import yaml
-from common import RESULTS, ROOT, RUNS, _rel, archive, preset_agent, report, restore
+from common import RESULTS, ROOT, RUNS, execute, preset_agent, report, restore
 
 TASKS = ("halfcheetah", "walker2d")
 METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experiment=sac_<task>)
@@ -180,23 +176,6 @@ def overrides(task: str, method: str, budget: int, steps: int, seeds: str) -> li
             f"feedback.mb_size={max(1, budget // 10)}", *METHODS[method], *common]
 
 
-def run_lane(jobs: "queue.SimpleQueue[tuple[Path, list[str]]]", log: Path) -> None:
-    """Take multiruns from the shared queue one after another until it is empty (one lane of those side by side)."""
-    with open(log, "a") as f:
-        while True:
-            try:
-                sweep, args = jobs.get_nowait()
-            except queue.Empty:
-                return
-            cmd = [sys.executable, "-m", "pbrl.train", "-m", *args, f"hydra.sweep.dir={_rel(sweep)}",
-                   "hydra.launcher.n_jobs=1", "progress=false"]
-            print("+", " ".join(cmd[1:]), flush=True)
-            f.write("+ " + " ".join(cmd[1:]) + "\n")
-            f.flush()
-            subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
-            archive([sweep])  # committed with the tables: a later sitting restores it instead of rerunning it
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated, from: " + ", ".join(TASKS))
@@ -231,50 +210,47 @@ def main() -> None:
                 jobs.append((sweep,
                              overrides(task, method, budget, args.steps, args.seeds)))
     if not args.report_only:
-        execute(jobs, args.lanes)
+        execute(jobs, args.lanes, RUNS / "feedback_efficiency")
     for task, name in sorted({(task, folder(task, method)) for task in tasks for method in methods}):
         # sweeps with at least one run that has logged something, if only its status (run.json)
         sweeps = [p for p in sorted((RUNS / "feedback_efficiency" / name).glob("*"))
                   if p.is_dir() and (any(p.glob("*/metrics.csv")) or any(p.glob("*/run.json")))]
         if name.endswith("_ppo"):
             sweeps += ppo_runs(task, args.steps)
+        if name == "halfcheetah" and sweeps:  # first: report() archives the back_share.json it writes
+            back_share_table(sweeps, RESULTS / "feedback_efficiency" / name / "back_share.md")
         if sweeps:
             report(sweeps, RESULTS / "feedback_efficiency" / name, BY,
                    f"Feedback efficiency on {name}: final eval return at {args.steps} env steps "
                    "(feedback.max_feedback is unused by the true-reward arms)",
                    options=report_options(name, args.steps))
-        if name == "halfcheetah" and sweeps:
-            back_share_table(sweeps, RESULTS / "feedback_efficiency" / name / "back_share.md")
         if name.endswith("_ppo") and sweeps:
             episode_table(sweeps, RESULTS / "feedback_efficiency" / name / "episodes.md")
 
 
 def back_share_table(sweeps: list[Path], out: Path, window: tuple[int, int] = (70_000, 100_000)) -> None:
     """Issue 17's HalfCheetah measure beside the return: the share of training steps on the back in ``window``,
-    read from each run's kept snapshot (runs without one, or not that far yet, are listed as such)."""
+    read from each run's kept snapshot (runs without one, or not that far yet, are listed as such).
+
+    Snapshots are not archived (they hold the replay buffer), so a finished run's share is also written beside
+    it as ``back_share.json``, which the archive keeps: on a fresh checkout the table reads it from there."""
     import json
 
     from halfcheetah_flip import back_share
 
-    # snapshots are not archived (they hold the replay buffer): on a fresh checkout a finished run has none, and its
-    # share is kept from the table as last written where the run had one
-    earlier = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if len(cells) == 4 and cells[2].endswith("%"):
-                earlier[(cells[0], cells[1])] = float(cells[2].rstrip("%")) / 100
     rows = []
     for run in sorted(r for sweep in sweeps for r in sweep.iterdir() if (r / "config.yaml").exists()):
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}
-        share = back_share(run, *window)
-        if share is None:
-            share = earlier.get((str(cfg.get("tag", "")), str(cfg["seed"])))
+        share, kept = back_share(run, *window), run / "back_share.json"
+        if share is not None and summary:
+            kept.write_text(json.dumps({"window": list(window), "share": share}) + "\n")
+        elif share is None and kept.exists() and json.loads(kept.read_text())["window"] == list(window):
+            share = json.loads(kept.read_text())["share"]
         rows.append((cfg.get("tag", ""), cfg["seed"], share, summary.get("final_eval_return")))
     lines = [f"# HalfCheetah-v5: share of training steps on the back, {window[0] // 1000}k–{window[1] // 1000}k",
-             "", "Torso pitch past ±90° (`experiments/halfcheetah_flip.py`), from each run's kept snapshot (where the",
-             "snapshot is not in this checkout, from this table as last written).", "",
+             "", "Torso pitch past ±90° (`experiments/halfcheetah_flip.py`), from each run's kept snapshot, or where",
+             "the snapshot is not in this checkout, from the `back_share.json` written beside the run from it.", "",
              "| arm | seed | on the back | final eval return |", "|---|---|---|---|"]
     for tag, seed, share, ret in rows:
         lines.append(f"| {tag} | {seed} | {'–' if share is None else f'{share:.0%}'} | "
@@ -344,27 +320,6 @@ def report_options(name: str, steps: int) -> list[str]:
     return ["--relative-to", reference, *(["--at", str(AT)] if steps > AT else [])]
 
 
-def execute(jobs: list[tuple[Path, list[str]]], lanes: int) -> None:
-    """Run the jobs in order on ``lanes`` lanes side by side; a lane that is done takes the next job.
-
-    Each multirun is split into one job per seed (same sweep directory, so hydra names the run
-    directories exactly as one multirun over all seeds would): a lane never idles while another has
-    seeds queued, and finished runs are skipped in a second.
-    """
-    log_dir = RUNS / "feedback_efficiency"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for sweep, args in jobs:
-        seeds = next(a for a in args if a.startswith("seed=")).removeprefix("seed=").split(",")
-        for seed in seeds:
-            todo.put((sweep, [a if not a.startswith("seed=") else f"seed={seed}" for a in args]))
-    threads = [threading.Thread(target=run_lane, args=(todo, log_dir / f"lane{i}.log")) for i in range(lanes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-
 def termination(args: argparse.Namespace) -> None:
     """PEBBLE on Hopper-v5 with training episodes that end when it falls (true) or run to 1000 steps (false)."""
     sweep = RUNS / "feedback_efficiency" / "termination"
@@ -372,7 +327,7 @@ def termination(args: argparse.Namespace) -> None:
         execute([(sweep / f"terminate_{flag}", ["experiment=pebble_hopper", f"env.terminate={flag}",
                                                 f"tag=terminate_{flag}", f"steps={args.steps}",
                                                 f"seed={args.seeds}", "threads=1"])
-                 for flag in ("false", "true")], args.lanes)
+                 for flag in ("false", "true")], args.lanes, RUNS / "feedback_efficiency")
     report([sweep], RESULTS / "feedback_efficiency" / "termination", "env.id,env.terminate",
            "PEBBLE on Hopper-v5: training with and without termination")
 

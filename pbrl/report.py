@@ -75,6 +75,20 @@ def _metrics(run: Path) -> pd.DataFrame:
     return metrics.sort_values("env_step", kind="stable", ignore_index=True)
 
 
+def run_names(dirs: Sequence[str | Path]) -> dict[str, Path]:
+    """Each run below ``dirs`` by the name a report gives it: its path relative to the one dir given, or, with
+    several dirs, that path behind the dir as given. Overlapping dirs (runs and runs/sac) list a run once."""
+    names, seen = {}, set()
+    for root in map(Path, dirs):
+        for path in find_runs(root):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            rel = path.relative_to(root).as_posix()
+            names[(root / rel).as_posix() if len(dirs) > 1 else (rel if rel != "." else path.resolve().name)] = path
+    return names
+
+
 def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     """One row per run below ``dirs`` (with several dirs, ``run`` starts with the dir given).
 
@@ -83,22 +97,16 @@ def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     ``env_steps`` (run.json's ``env_step`` if it has one), ``labels``, ``steps_per_s`` and ``wall_time_s``
     come from its last evaluation.
     """
-    rows, seen = [], set()
-    for root in map(Path, dirs):
-        for path in find_runs(root):
-            if path.resolve() in seen:  # overlapping arguments (runs and runs/sac) list a run once
-                continue
-            seen.add(path.resolve())
-            rel = path.relative_to(root).as_posix()
-            name = (root / rel).as_posix() if len(dirs) > 1 else (rel if rel != "." else path.resolve().name)
-            metrics, summary, info = _metrics(path), _read(path / "summary.json"), _read(path / "run.json")
-            last = metrics.iloc[-1] if len(metrics) else pd.Series(dtype=float)
-            progress = last.reindex(["env_step", *PROGRESS[1:]]).set_axis(PROGRESS).to_dict()
-            progress["env_steps"] = info.get("env_step", progress["env_steps"])  # run.json's is the newer
-            row = {"run": name, "path": str(path), **progress, **info, **summary, **_read(path / "config.yaml")}
-            row["status"] = info.get("status") or ("finished" if summary else "unfinished")
-            row["error"] = info.get("error")
-            rows.append(row)
+    rows = []
+    for name, path in run_names(dirs).items():
+        metrics, summary, info = _metrics(path), _read(path / "summary.json"), _read(path / "run.json")
+        last = metrics.iloc[-1] if len(metrics) else pd.Series(dtype=float)
+        progress = last.reindex(["env_step", *PROGRESS[1:]]).set_axis(PROGRESS).to_dict()
+        progress["env_steps"] = info.get("env_step", progress["env_steps"])  # run.json's is the newer
+        row = {"run": name, "path": str(path), **progress, **info, **summary, **_read(path / "config.yaml")}
+        row["status"] = info.get("status") or ("finished" if summary else "unfinished")
+        row["error"] = info.get("error")
+        rows.append(row)
     runs = pd.json_normalize(rows, sep=".")  # nested config -> dotted columns (env.id, teacher.name)
     numbers = runs[list(PROGRESS)].apply(pd.to_numeric, errors="coerce")  # a null in a summary is NaN
     if "cpu_time_s" in runs:  # summaries since pbrl kept it; null for a run resumed from an older snapshot

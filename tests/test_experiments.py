@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+
+import pytest
 
 from helpers import REPO
 
@@ -106,11 +109,20 @@ def test_finished_runs_are_archived_small_and_restored_into_a_fresh_checkout(tmp
     files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
     assert files == ["study/seed=0/.hydra/overrides.yaml", "study/seed=0/config.yaml", "study/seed=0/metrics.csv",
                      "study/seed=0/run.json", "study/seed=0/summary.json"]  # no snapshot, no machine paths
+    (done / "metrics.csv").write_text("env_step,eval_return_mean\n1000,9.9\n")  # changed after archiving: kept as was
+    (done / "back_share.json").write_text("{}")  # a measure written after archiving: added
+    assert archive([runs / "study"], runs=runs, to=kept) == 0
+    assert (kept / "study" / "seed=0" / "back_share.json").is_file()
+    assert "1.5" in (kept / "study" / "seed=0" / "metrics.csv").read_text()
+    (done / "metrics.csv").write_text("env_step,eval_return_mean\n1000,1.5\n")
 
     fresh = tmp_path / "fresh" / "runs"
     assert restore(runs=fresh, archived=kept) == 1
     assert (fresh / "study" / "seed=0" / "metrics.csv").read_text() == (done / "metrics.csv").read_text()
     assert restore(runs=fresh, archived=kept) == 0
+    assert (fresh / "study" / "seed=0" / "back_share.json").is_file()
+    (fresh / "study" / "seed=0" / "back_share.json").unlink()  # restored before the archive had it: gained later
+    assert restore(runs=fresh, archived=kept) == 0 and (fresh / "study" / "seed=0" / "back_share.json").is_file()
     (going / "metrics.csv").write_text("env_step\n7\n")  # a run in progress under the same name is left alone
     assert restore(runs=runs, archived=kept) == 0 and (done / "snapshot.pt").exists()
 
@@ -129,15 +141,68 @@ def test_a_committed_report_is_not_replaced_by_one_from_fewer_runs(tmp_path, mon
     (run / "config.yaml").write_text("seed: 1\n")
     out = tmp_path / "results" / "study"
     out.mkdir(parents=True)
-    (out / "summary.csv").write_text('run,seed\nruns/study/seed=0,0\nruns/study/seed=1,1\n')  # seed 0 is gone
-    assert common.lost_runs([tmp_path / "runs" / "study"], out) == ["runs/study/seed=0"]
+    (out / "summary.csv").write_text('run,seed\nseed=0,0\nseed=1,1\n')  # seed 0 is gone
+    assert common.lost_runs([tmp_path / "runs" / "study"], out) == ["seed=0"]
     common.report([tmp_path / "runs" / "study"], out, "seed", "t")
     assert calls[-1][calls[-1].index("--out") + 1] == "results/study/partial"
-    (out / "summary.csv").write_text('run,seed\nruns/study/seed=1,1\n')  # nothing lost: the report is replaced
+    (out / "summary.csv").write_text('run,seed\nseed=1,1\n')  # nothing lost: the report is replaced
     common.report([tmp_path / "runs" / "study"], out, "seed", "t")
     assert calls[-1][calls[-1].index("--out") + 1] == "results/study"
-    (out / "summary.csv").write_text('run,seed,status\nruns/study/seed=0,0,running\nruns/study/seed=1,1,finished\n')
+    (out / "summary.csv").write_text('run,seed,status\nseed=0,0,running\nseed=1,1,finished\n')
     assert common.lost_runs([tmp_path / "runs" / "study"], out) == []  # seed 0 was going, never archived
+
+
+@pytest.mark.parametrize("studies", [["a"], ["a", "b"]])
+def test_a_report_pbrl_report_wrote_loses_no_runs(tmp_path, monkeypatch, studies):
+    """lost_runs names runs as pbrl-report does (relative to the one dir, or behind each of several dirs), so a
+    report that pbrl-report itself wrote over runs that are all still here goes to its own folder, not partial/."""
+    import common
+    from pbrl.report import main as report_main
+
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for study in studies:
+        for seed in (0, 1):
+            run = tmp_path / "runs" / study / f"seed={seed}"
+            run.mkdir(parents=True)
+            (run / "metrics.csv").write_text(f"env_step,eval_return_mean\n10,{seed}.5\n")
+            (run / "config.yaml").write_text(f"seed: {seed}\n")
+            (run / "summary.json").write_text(f'{{"final_eval_return": {seed}.5}}')  # finished
+    out = tmp_path / "results" / "study"
+    report_main([*(f"runs/{s}" for s in studies), "--by", "seed", "--out", "results/study"])
+    dirs = [tmp_path / "runs" / s for s in studies]
+    assert common.lost_runs(dirs, out) == []
+    shutil.rmtree(tmp_path / "runs" / studies[-1] / "seed=1")
+    assert common.lost_runs(dirs, out) == [("seed=1" if len(studies) == 1 else f"runs/{studies[-1]}/seed=1")]
+
+
+def test_the_back_share_table_keeps_each_finished_runs_share_beside_it(tmp_path, monkeypatch):
+    """The share comes from the run's snapshot; once the snapshot is gone (a fresh checkout: snapshots are not
+    archived), from the back_share.json written beside the finished run, for the same window only."""
+    import json
+
+    import feedback_efficiency
+    import halfcheetah_flip
+
+    sweep = tmp_path / "runs" / "arm"
+    for seed, done in ((0, True), (1, False)):
+        run = sweep / f"seed={seed}"
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(f"tag: arm\nseed: {seed}\n")
+        if done:
+            (run / "summary.json").write_text(json.dumps({"final_eval_return": 4321.0}))
+    out = tmp_path / "back_share.md"
+    monkeypatch.setattr(halfcheetah_flip, "back_share", lambda run, a, b: 0.25)  # both snapshots here
+    feedback_efficiency.back_share_table([sweep], out)
+    assert "| arm | 0 | 25% | 4321 |" in out.read_text() and "| arm | 1 | 25% | unfinished |" in out.read_text()
+    assert json.loads((sweep / "seed=0" / "back_share.json").read_text()) == {"window": [70_000, 100_000],
+                                                                              "share": 0.25}
+    assert not (sweep / "seed=1" / "back_share.json").exists()  # a run still going may change its share
+    monkeypatch.setattr(halfcheetah_flip, "back_share", lambda run, a, b: None)  # the snapshots are gone
+    feedback_efficiency.back_share_table([sweep], out)
+    assert "| arm | 0 | 25% | 4321 |" in out.read_text() and "| arm | 1 | – | unfinished |" in out.read_text()
+    feedback_efficiency.back_share_table([sweep], out, window=(50_000, 100_000))  # another window: not that share
+    assert "| arm | 0 | – | 4321 |" in out.read_text()
 
 
 def test_the_reward_probe_scores_each_policys_episodes_with_each_model(tmp_path, monkeypatch, capsys):
@@ -264,3 +329,38 @@ def test_feedback_efficiency_true_reward_arm_runs_the_pebble_presets_agent():
     assert preset["agent"]["init_alpha"] == 0.1 and preset["reward_model"]["output"] == "linear"
     for arm in ("pebble_early", "pebble_bpref_spacing"):
         assert compose_config(fe.overrides("halfcheetah", arm, 1000, 2000, "0"))["agent"]["init_alpha"] == 1.0, arm
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    return {k: v for key, value in d.items()
+            for k, v in (_flat(value, f"{prefix}{key}.").items() if isinstance(value, dict) else [(prefix + key, value)])}
+
+
+def test_every_addons_cell_composes_and_differs_from_pebble_only_by_its_switch():
+    """experiments/addons.py (issue 18): each study's cells compose at 100k steps in fp32 with the study's teacher and
+    budget, and each add-on arm changes PEBBLE's config in its own switch's keys (and its tag) only."""
+    import addons
+
+    for study, (_, budget, arms, reference) in addons.STUDIES.items():
+        cells = cells_of(study)
+        assert set(cells) == set(arms) | {reference}, study
+        for cfg in cells.values():
+            assert (cfg["steps"], cfg["precision"], cfg["threads"], cfg["seed"]) == (100_000, "fp32", 1, 0)
+            assert (cfg["feedback"]["max_feedback"], cfg["feedback"]["mb_size"]) == (budget, budget // 10)
+        base = _flat(cells["pebble"])
+        assert base["teacher.name"] == "scripted" and base["teacher.mistake"] == (0.3 if study == "noise" else 0)
+        for arm in set(arms) - {"pebble"}:
+            changed = {k for k, v in _flat(cells[arm]).items() if base.get(k) != v} - {"tag"}
+            switch = {o.split("=")[0] for o in addons.ARMS[arm]}
+            assert changed and changed <= switch, (study, arm, changed)
+    oracle = _flat(cells_of("noise")["pebble_oracle"])
+    assert oracle["teacher.mistake"] == 0
+
+
+def cells_of(study: str) -> dict:
+    """Each cell of an addons.py study (seed 0), composed, by its tag."""
+    import addons
+
+    from helpers import compose_config
+
+    return {next(a for a in c if a.startswith("tag="))[4:]: compose_config(c) for c in addons.cells(study, "0")}

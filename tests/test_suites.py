@@ -239,6 +239,7 @@ def test_bpref_presets_compose_with_b_prefs_settings(preset, expected):
     assert (agent["init_alpha"], agent["alpha_lr"], agent["target_update_every"], agent["init"]) == (
         0.1, 1e-4, 2, "orthogonal")
     teacher = cfg["teacher"]
+    assert cfg["precision"] == "fp32"  # as B-Pref trains: auto would pick bf16 on a CPU with AVX512-BF16
     assert (cfg["pretrain"]["steps"], cfg["seed_steps"]) == (9000, 1000)
     assert [teacher[k] for k in ("beta", "gamma", "mistake", "skip", "equal")] == [-1, 1, 0, 0, 0]
 
