@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import CONF_DIR, tiny_config
 
 from pbrl.errors import ConfigError
 from pbrl.reward.model import RewardModel, RewardModelConfig
@@ -293,6 +293,29 @@ def test_every_switch_composes_with_a_persons_teacher(tmp_path, switch):
     try:
         learner = ws.feedback.learner
         assert (learner.selector is not None, learner.crop is not None) == (switch == "rime", switch == "qpa_crop")
+    finally:
+        ws.feedback.close()
+        ws.envs.close()
+
+
+# every teacher preset but a person (tested above) and none (no labels): a new preset joins by itself
+SCRIPTED_TEACHERS = sorted({p.stem for p in (CONF_DIR / "teacher").glob("*.yaml")} - {"human", "none"})
+
+
+def _switched_on(ws: Workspace, switch: str) -> bool:
+    learner = ws.feedback.learner
+    return {"surf": learner.pool is not None, "rune": isinstance(ws.feedback.agent_reward, RuneReward),
+            "rime": learner.selector is not None, "qpa_crop": learner.crop is not None}[switch]
+
+
+@pytest.mark.parametrize("teacher", SCRIPTED_TEACHERS)
+@pytest.mark.parametrize("switch", SWITCHES)
+def test_every_switch_composes_with_every_scripted_teacher(tmp_path, switch, teacher):
+    extra = ["env=hopper"] if teacher == "backflip_oracle" else []
+    ws = Workspace(tiny_config(*PEBBLE, f"teacher={teacher}", *extra, *SWITCHES[switch]), tmp_path / "run")
+    try:
+        assert _switched_on(ws, switch) and all(_switched_on(ws, other) is False for other in SWITCHES
+                                                if other != switch)
     finally:
         ws.feedback.close()
         ws.envs.close()
