@@ -39,13 +39,26 @@ def _rel(path: Path) -> str:
     return str(Path(path).resolve().relative_to(ROOT))
 
 
-def preset_agent(experiment: str) -> str | None:
-    """The agent a preset (``conf/experiment/<experiment>.yaml``) selects with ``override /agent``, or None where
-    it keeps the default: a true-reward run given the same agent as a PEBBLE preset compares like for like."""
-    import yaml
+def compose(overrides: list[str]) -> tuple[dict, dict]:
+    """The config ``pbrl-train <overrides>`` would run with (a resolved plain dict), and the option hydra chose in
+    each config group (``{"agent": "sac_bpref_cpu", "env": "halfcheetah", ...}``)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
 
-    defaults = yaml.safe_load((ROOT / "conf" / "experiment" / f"{experiment}.yaml").read_text()).get("defaults", [])
-    return next((d["override /agent"] for d in defaults if isinstance(d, dict) and "override /agent" in d), None)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True), choices
+
+
+def preset_agent(experiment: str) -> str | None:
+    """The agent a preset (``conf/experiment/<experiment>.yaml``) selects, or None where it keeps the default: a
+    true-reward run given the same agent as a PEBBLE preset compares like for like."""
+    agent = compose([f"experiment={experiment}"])[1]["agent"]
+    return None if agent == compose([])[1]["agent"] else agent
 
 
 def finished(run: Path) -> bool:

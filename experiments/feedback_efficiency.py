@@ -35,8 +35,11 @@ Methods (all at the same env-step budget, ``--steps``, default 200k; ``precision
   SAC-true with B-Pref's SAC at CPU width (``agent=sac_bpref_cpu``), so the ratio stays like for like;
   ``pebble_early`` asks all labels by 20k (9k pretraining, rounds every 1k from 10k);
   ``pebble_bpref_spacing`` spaces rounds 20k apart as B-Pref's scripts do (10k, 30k, ..., 190k); both
-  were screened with SB3's SAC settings (the preset's then) and keep them (``agent=sac``);
-  ``pebble_bpref_sac_linear`` is ``pebble_bpref_sac`` with a linear (unsaturated) reward output. Screen
+  were screened with SB3's SAC settings and a tanh reward (the preset's then) and keep them (``agent=sac``,
+  ``reward_model.output=tanh``), as ``pebble_bpref_sac`` keeps its tanh reward;
+  ``pebble_bpref_sac_linear`` is ``pebble_bpref_sac`` with a linear (unsaturated) reward output, and now
+  the preset itself. Arms pin what the preset changed under them, so a tag names what its runs ran
+  (tests/test_experiments.py checks every archived run against its arm). Screen
   them with one seed, then confirm the best with three (and its true-reward arm)::
 
       python experiments/feedback_efficiency.py --tasks halfcheetah --seeds 0 \
@@ -68,7 +71,7 @@ import re
 from pathlib import Path
 
 import yaml
-from common import RESULTS, ROOT, RUNS, execute, preset_agent, report, restore
+from common import RESULTS, RUNS, compose, execute, preset_agent, report, restore
 
 TASKS = ("halfcheetah", "walker2d")
 METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experiment=sac_<task>)
@@ -97,11 +100,15 @@ METHODS = {  # name -> overrides on top of experiment=pebble_<task> (sac: experi
     # PrefPPO nothing; its episodes stayed ~150 steps long to 250k while PPO's grew to 200-400 (episodes.csv)
     "prefppo_softplus": ["reward_model.output=softplus"],
     # issue 17's HalfCheetah arms: B-Pref's SAC at CPU width on both sides of the ratio, and the reward's schedule
-    "pebble_bpref_sac": ["agent=sac_bpref_cpu"],
+    # (its reward output pinned since the preset learns a linear one: its tag still names the runs it names)
+    "pebble_bpref_sac": ["agent=sac_bpref_cpu", "reward_model.output=tanh"],
     "sac_bpref": ["agent=sac_bpref_cpu"],  # the true-reward arm of pebble_bpref_sac
-    # the schedule arms, screened with SB3's SAC settings (the preset's until 2026-12-04), which they keep
-    "pebble_early": ["agent=sac", "pretrain.steps=9000", "feedback.num_interact=1000"],  # rounds at 10k, 11k, ..., 19k
-    "pebble_bpref_spacing": ["agent=sac", "pretrain.steps=9000", "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
+    # the schedule arms, screened with SB3's SAC settings and a tanh reward (the preset's until 2026-12-04), which
+    # they keep
+    "pebble_early": ["agent=sac", "reward_model.output=tanh", "pretrain.steps=9000",
+                     "feedback.num_interact=1000"],  # rounds at 10k, 11k, ..., 19k
+    "pebble_bpref_spacing": ["agent=sac", "reward_model.output=tanh", "pretrain.steps=9000",
+                             "feedback.num_interact=20000"],  # 10k, 30k, ..., 190k
     # the tanh reward is saturated on upright running (0.96-0.99 per step from a 2900- to a 6300-return gait,
     # results/feedback_efficiency/halfcheetah/probe_reward_ceiling.md): B-Pref's SAC with an unbounded reward
     "pebble_bpref_sac_linear": ["agent=sac_bpref_cpu", "reward_model.output=linear"],
@@ -118,30 +125,12 @@ DEFAULT_METHODS = ("sac", "pebble", "pebble_no_pretrain", "pebble_pretrain", "pe
 
 
 def same_as_preset(task: str, method: str) -> bool:
-    """Whether an ablation arm only repeats the preset (e.g. pebble_pretrain where the preset pretrains 9k steps).
-
-    An arm repeats the preset when each of its overrides sets the value the preset has, or, for a key
-    the preset leaves alone, the value of ``conf/config.yaml``."""
+    """Whether an ablation arm only repeats the preset (e.g. pebble_pretrain where the preset pretrains 9k steps):
+    its overrides compose into the preset's own config."""
     if not METHODS[method] or method in BASE or method in TRUE_REWARD:
         return False
-    preset = yaml.safe_load((ROOT / "conf" / "experiment" / f"pebble_{task}.yaml").read_text())
-    base = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())
-
-    def lookup(tree: dict, key: str):
-        for part in key.split("."):
-            if not isinstance(tree, dict) or part not in tree:
-                return None
-            tree = tree[part]
-        return tree
-
-    for item in METHODS[method]:
-        key, value = item.split("=", 1)
-        have = lookup(preset, key)
-        if have is None:
-            have = lookup(base, key)
-        if str(have).lower() != value.lower():
-            return False
-    return True
+    preset = [f"experiment=pebble_{task}"]
+    return compose(preset)[0] == compose([*preset, *METHODS[method]])[0]
 
 
 PPO_BASELINE = RUNS / "ppo_baseline" / "pbrl"  # where the ppo arm's runs live (shared with ppo_baseline.py)

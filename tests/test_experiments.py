@@ -364,3 +364,61 @@ def cells_of(study: str) -> dict:
     from helpers import compose_config
 
     return {next(a for a in c if a.startswith("tag="))[4:]: compose_config(c) for c in addons.cells(study, "0")}
+
+
+RUNTIME_KEYS = {"progress", "logger.wandb.tags", "logger.wandb.group"}  # set by the launcher, not by the arm
+
+
+def _archived_runs():
+    from common import ARCHIVE
+
+    return sorted(ov.parent.parent for ov in ARCHIVE.rglob(".hydra/overrides.yaml"))
+
+
+def _folder(overrides: list[str]) -> str:
+    """The folder hydra names a sweep's run by (conf/config.yaml's hydra.sweep.subdir)."""
+    import yaml
+
+    from pbrl.train import _run_name
+
+    hydra = yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["hydra"]
+    exclude = set(hydra["job"]["config"]["override_dirname"]["exclude_keys"])
+    return _run_name(",".join(sorted(o for o in overrides if o.split("=")[0] not in exclude)))
+
+
+def test_each_feedback_efficiency_arm_still_names_its_archived_runs():
+    """feedback_efficiency.py's arm, budget, steps and seed give the archived run's own folder: a rerun finds it."""
+    import feedback_efficiency as fe
+    import yaml
+
+    runs = [r for r in _archived_runs() if r.parts[-4] == "feedback_efficiency"]
+    assert len(runs) >= 20
+    for run in runs:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        task = run.parts[-3].removesuffix("_ppo")
+        mine = fe.overrides(task, cfg["tag"], cfg["feedback"]["max_feedback"], cfg["steps"], str(cfg["seed"]))
+        mine = [o if o.lower() != "snapshot.keep=true" else "snapshot.keep=True" for o in mine]  # as the sweeper writes
+        assert _folder(mine) == run.name, (
+            cfg["tag"], run.name)
+
+
+def test_every_archived_run_is_what_its_folders_overrides_compose_to_today():
+    """A rerun of a study skips each archived run as done, so the overrides its folder is named by must still compose
+    into the config it ran. When a preset's default changes under an arm, the arm pins the old value (as
+    pebble_early does reward_model.output=tanh) and the run is renamed, its run.json saying so. Keys added since a
+    run are not compared; ``precision: auto`` matches a pinned value where the run's summary says it used that."""
+    import json
+
+    import yaml
+    from common import compose
+
+    for run in _archived_runs():
+        overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
+        assert _folder(overrides) == run.name, run
+        ran = _flat(yaml.safe_load((run / "config.yaml").read_text()))
+        now = _flat(compose([o for o in overrides if not o.startswith("hydra.")])[0])
+        used = json.loads((run / "summary.json").read_text()).get("precision_used")
+        drift = {k: (v, now[k]) for k, v in ran.items()
+                 if k in now and k not in RUNTIME_KEYS and v != now[k] and not (k == "precision" and v == "auto"
+                                                                                and now[k] == used)}
+        assert not drift, f"{run.relative_to(run.parents[3])}: ran {drift} (ran, composes to now)"
