@@ -2,6 +2,7 @@
 
     python experiments/addons.py                      # both studies, 3 seeds; resumable: rerun it
     python experiments/addons.py --study noise --seeds 0
+    python experiments/addons.py --study noise --seeds 0 --arms rime --lanes 1   # one cell, one core
     python experiments/addons.py --report-only
 
 Every cell is experiment=pebble_walker2d at 100k env steps (9k state-entropy steps, then rounds every
@@ -63,25 +64,38 @@ def cells(study: str, seeds: str) -> list[list[str]]:
     return runs
 
 
+def tag_of(overrides: list[str]) -> str:
+    return next(o for o in overrides if o.startswith("tag=")).removeprefix("tag=")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", choices=(*STUDIES, "all"), default="all")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--arms", help="comma-separated tags to run (default: the study's all, e.g. pebble,rime,"
+                                       "pebble_oracle); the report always takes every finished run")
     parser.add_argument("--lanes", type=int, default=2, help="runs side by side (one torch thread each)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    studies = list(STUDIES) if args.study == "all" else [args.study]
+    wanted = args.arms.split(",") if args.arms else None
+    known = {tag_of(c) for study in studies for c in cells(study, "0")}
+    if wanted and not set(wanted) <= known:
+        parser.error(f"--arms: unknown {', '.join(sorted(set(wanted) - known))}; allowed: {', '.join(sorted(known))}")
     restore()  # finished runs of earlier sittings (experiments/results/archive) back into runs/
-    for study in STUDIES if args.study == "all" else [args.study]:
+    for study in studies:
         sweep = RUNS / "addons" / study
-        if not args.report_only:  # seed by seed, every arm: a sitting that ends early leaves whole seeds
-            execute([(sweep, overrides) for seed in args.seeds.split(",") for overrides in cells(study, seed)],
-                    args.lanes, sweep)
+        jobs = [(sweep, overrides) for seed in args.seeds.split(",") for overrides in cells(study, seed)
+                if not wanted or tag_of(overrides) in wanted]
+        if jobs and not args.report_only:  # seed by seed, every arm: a sitting that ends early leaves whole seeds
+            execute(jobs, args.lanes, sweep)
+        if not sweep.is_dir():
+            continue
         _, _, arms, reference = STUDIES[study]
         compare = [opt for arm in arms if arm != "pebble" for opt in ("--compare", f"tag={arm}", "tag=pebble")]
         report([sweep], RESULTS / "addons" / study, "tag",
                f"PEBBLE add-ons on Walker2d-v5, {study} study: final eval return at 100k env steps",
                options=["--relative-to", f"tag={reference}", *compare])
-
 
 if __name__ == "__main__":
     main()

@@ -422,3 +422,13 @@ def test_every_archived_run_is_what_its_folders_overrides_compose_to_today():
                  if k in now and k not in RUNTIME_KEYS and v != now[k] and not (k == "precision" and v == "auto"
                                                                                 and now[k] == used)}
         assert not drift, f"{run.relative_to(run.parents[3])}: ran {drift} (ran, composes to now)"
+
+
+def test_addons_names_the_allowed_arms_for_an_unknown_one(capsys, monkeypatch):
+    import addons
+
+    monkeypatch.setattr(sys, "argv", ["addons.py", "--arms", "pebble,surff", "--report-only"])
+    with pytest.raises(SystemExit):
+        addons.main()
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("--arms: unknown surff; allowed: pebble, pebble_oracle, qpa, rime, rune, surf"), err
