@@ -5,7 +5,7 @@
     python experiments/feedback_efficiency.py --report-only        # tables from what has run so far
     python experiments/feedback_efficiency.py --termination        # Hopper: env.terminate true vs false
 
-Methods (all at the same env-step budget, ``--steps``, default 200k; ``precision=auto``, and every archived run ran fp32):
+Methods (all at the same env-step budget, ``--steps``, default 200k; fp32, as the presets pin it):
 - ``sac``: SAC on the true reward (experiment=sac_<task>) with the agent of the task's PEBBLE preset, so
   the ratio is like for like: on HalfCheetah ``agent=sac_bpref_cpu`` since 2026-12-04 (the same settings as
   the ``sac_bpref`` arm), elsewhere the default SAC;
