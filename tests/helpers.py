@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "conf"
 
 # small and quiet: the behaviour under test does not depend on the network size
-TINY = ["agent.hidden_dim=32", "agent.batch_size=32", "threads=1", "progress=false"]
+# fp32 pinned: precision=auto picks bf16 on a CPU with native bf16, and tests compare numbers to 1e-5 on any CPU
+# (tests/test_precision.py covers auto and bf16)
+TINY = ["agent.hidden_dim=32", "agent.batch_size=32", "threads=1", "progress=false", "precision=fp32"]
 # a tiny PEBBLE run on Pendulum: two feedback rounds of 10 queries, an evaluation every 500 steps
 RUN = ["env.id=Pendulum-v1", "seed_steps=200", "pretrain.steps=100", "feedback.num_interact=400",
        "feedback.max_feedback=20", "feedback.mb_size=10", "feedback.segment=20", "eval.every=500", "eval.episodes=1",

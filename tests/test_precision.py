@@ -48,7 +48,8 @@ def test_the_probe_measures_a_real_ratio():
 
 def test_a_run_records_the_precision_it_used(tmp_path, monkeypatch, capsys):
     fake_cpu(monkeypatch, bf16=False)
-    summary = Workspace(tiny_config("teacher=none", "steps=300", "seed_steps=100"), tmp_path / "auto").train()
+    summary = Workspace(tiny_config("teacher=none", "steps=300", "seed_steps=100", "precision=auto"),
+                        tmp_path / "auto").train()
     assert (summary["precision"], summary["precision_used"]) == ("auto", "fp32")
     assert json.loads((tmp_path / "auto" / "summary.json").read_text())["precision_used"] == "fp32"
     assert "precision fp32 (auto: " in capsys.readouterr().out
