@@ -42,7 +42,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(RESULTS.parent))
 from bench_sac import machine_line, matmul_gflops, pin  # noqa: E402
-from common import write_table  # noqa: E402
+from common import compose, write_table  # noqa: E402
 
 IMPLS = ("sb3", "pbrl")
 
@@ -127,20 +127,14 @@ def pbrl_config(env_id: str, preset: str, n_envs: int, steps: int, threads: int)
     assertions keep these rows PPO and nothing else. An evaluation (one episode, excluded from the
     timing) after every rollout splits the timing per rollout.
     """
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
     group, settings = PRESETS[preset]
     rollout = n_envs * settings["n_steps"]
     hyper = [f"agent.{k}={json.dumps(v)}" for k, v in settings.items()]  # null, true, 0.0003, "tanh"
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            group, "teacher=none", f"env.id={env_id}", f"steps={steps}", "seed_steps=0", "seed=0",
-            f"threads={threads}", "precision=fp32", "device=cpu", "progress=false", "logger.tensorboard=false",
-            "snapshot.every=0", "eval.video=none", "eval.episodes=1", f"eval.every={rollout}",
-            f"agent.n_envs={n_envs}", "agent.vector_env=sync", *hyper])
-    cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg, _ = compose([
+        group, "teacher=none", f"env.id={env_id}", f"steps={steps}", "seed_steps=0", "seed=0",
+        f"threads={threads}", "precision=fp32", "device=cpu", "progress=false", "logger.tensorboard=false",
+        "snapshot.every=0", "eval.video=none", "eval.episodes=1", f"eval.every={rollout}",
+        f"agent.n_envs={n_envs}", "agent.vector_env=sync", *hyper])
     agent = cfg["agent"]
     assert cfg["teacher"]["name"] == "none", "the PPO benchmark must time PPO on the env reward, not PEBBLE"
     assert (agent["name"], agent["n_envs"], agent["vector_env"], cfg["seed_steps"]) == ("ppo", n_envs, "sync", 0), cfg
@@ -151,13 +145,8 @@ def pbrl_config(env_id: str, preset: str, n_envs: int, steps: int, threads: int)
 
 def preset_drift(env_id: str, preset: str) -> dict:
     """Settings where the conf file behind ``preset`` (no overrides) differs from this script's: (conf, script)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
     group, settings = PRESETS[preset]
-    conf = Path(__file__).resolve().parent.parent / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        agent = OmegaConf.to_container(compose("config", overrides=[group, "teacher=none"]), resolve=True)["agent"]
+    agent = compose([group, "teacher=none"])[0]["agent"]
     return {k: (agent.get(k), v) for k, v in settings.items() if agent.get(k) != v}
 
 

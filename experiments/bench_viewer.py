@@ -26,7 +26,7 @@ from datetime import date
 
 import numpy as np
 
-from common import RESULTS, ROOT, RUNS, machine
+from common import RESULTS, ROOT, RUNS, compose, machine
 
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -39,13 +39,7 @@ OVERRIDES = ["env=hopper", "env.terminate=false", "seed_steps=1000", "pretrain.s
 
 
 def _config(steps: int, teacher: list[str]) -> dict:
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=OVERRIDES + [f"steps={steps}", f"feedback.max_feedback={steps // 50}"]
-                      + teacher)
-    cfg = OmegaConf.to_container(cfg, resolve=True)
+    cfg, _ = compose(OVERRIDES + [f"steps={steps}", f"feedback.max_feedback={steps // 50}"] + teacher)
     if cfg["teacher"]["name"] == "human":  # what this benchmark claims to time: a person's default clips
         clip = cfg["teacher"]["clip"]
         assert (clip["width"], clip["height"], cfg["teacher"]["min_clip_s"]) == (640, 480, 1.0), clip

@@ -234,8 +234,9 @@ def back_share_table(sweeps: list[Path], out: Path, window: tuple[int, int] = (7
         share, kept = back_share(run, *window), run / "back_share.json"
         if share is not None and summary:
             kept.write_text(json.dumps({"window": list(window), "share": share}) + "\n")
-        elif share is None and kept.exists() and json.loads(kept.read_text())["window"] == list(window):
-            share = json.loads(kept.read_text())["share"]
+        elif share is None and kept.exists():
+            stored = json.loads(kept.read_text())
+            share = stored["share"] if stored["window"] == list(window) else None
         rows.append((cfg.get("tag", ""), cfg["seed"], share, summary.get("final_eval_return")))
     lines = [f"# HalfCheetah-v5: share of training steps on the back, {window[0] // 1000}k–{window[1] // 1000}k",
              "", "Torso pitch past ±90° (`experiments/halfcheetah_flip.py`), from each run's kept snapshot, or where",

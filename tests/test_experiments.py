@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from helpers import REPO
+from pbrl.run_config import flatten
 
 sys.path.insert(0, str(REPO / "experiments"))
 
@@ -331,11 +332,6 @@ def test_feedback_efficiency_true_reward_arm_runs_the_pebble_presets_agent():
         assert compose_config(fe.overrides("halfcheetah", arm, 1000, 2000, "0"))["agent"]["init_alpha"] == 1.0, arm
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    return {k: v for key, value in d.items()
-            for k, v in (_flat(value, f"{prefix}{key}.").items() if isinstance(value, dict) else [(prefix + key, value)])}
-
-
 def test_every_addons_cell_composes_and_differs_from_pebble_only_by_its_switch():
     """experiments/addons.py (issue 18): each study's cells compose at 100k steps in fp32 with the study's teacher and
     budget, and each add-on arm changes PEBBLE's config in its own switch's keys (and its tag) only."""
@@ -347,13 +343,13 @@ def test_every_addons_cell_composes_and_differs_from_pebble_only_by_its_switch()
         for cfg in cells.values():
             assert (cfg["steps"], cfg["precision"], cfg["threads"], cfg["seed"]) == (100_000, "fp32", 1, 0)
             assert (cfg["feedback"]["max_feedback"], cfg["feedback"]["mb_size"]) == (budget, budget // 10)
-        base = _flat(cells["pebble"])
+        base = flatten(cells["pebble"])
         assert base["teacher.name"] == "scripted" and base["teacher.mistake"] == (0.3 if study == "noise" else 0)
         for arm in set(arms) - {"pebble"}:
-            changed = {k for k, v in _flat(cells[arm]).items() if base.get(k) != v} - {"tag"}
+            changed = {k for k, v in flatten(cells[arm]).items() if base.get(k) != v} - {"tag"}
             switch = {o.split("=")[0] for o in addons.ARMS[arm]}
             assert changed and changed <= switch, (study, arm, changed)
-    oracle = _flat(cells_of("noise")["pebble_oracle"])
+    oracle = flatten(cells_of("noise")["pebble_oracle"])
     assert oracle["teacher.mistake"] == 0
 
 
@@ -415,8 +411,8 @@ def test_every_archived_run_is_what_its_folders_overrides_compose_to_today():
     for run in _archived_runs():
         overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
         assert _folder(overrides) == run.name, run
-        ran = _flat(yaml.safe_load((run / "config.yaml").read_text()))
-        now = _flat(compose([o for o in overrides if not o.startswith("hydra.")])[0])
+        ran = flatten(yaml.safe_load((run / "config.yaml").read_text()))
+        now = flatten(compose([o for o in overrides if not o.startswith("hydra.")])[0])
         used = json.loads((run / "summary.json").read_text()).get("precision_used")
         drift = {k: (v, now[k]) for k, v in ran.items()
                  if k in now and k not in RUNTIME_KEYS and v != now[k] and not (k == "precision" and v == "auto"
