@@ -16,6 +16,7 @@ Both are optional extras, imported only when a run names one of their ids:
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 import gymnasium as gym
@@ -48,6 +49,22 @@ def register(env_id: str) -> None:
             raise version_mismatch(env_id, exc) from None
     if suite == "Meta-World/":
         _patch_metaworld_welds()
+    else:
+        _quiet_dmc_asset_warning()
+
+
+class _DropSettotalmass(logging.Filter):
+    """Drops MuJoCo's deprecation notice for ``settotalmass``, an attribute of dm_control's own cheetah
+    model (not something a user can change), logged through absl three times at every env made."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "attribute 'settotalmass' is deprecated" not in record.getMessage()
+
+
+def _quiet_dmc_asset_warning() -> None:
+    absl = logging.getLogger("absl")
+    if not any(isinstance(f, _DropSettotalmass) for f in absl.filters):
+        absl.addFilter(_DropSettotalmass())
 
 
 def _patch_metaworld_welds() -> None:
