@@ -1,6 +1,7 @@
 """What preference learning costs: relabelling, the k-NN bonus, and the whole loop next to plain SAC.
 
-    python experiments/bench_pebble.py                 # all three parts, 1 torch thread
+    python experiments/bench_pebble.py                 # every part, 1 torch thread
+    python experiments/bench_pebble.py --part rime
     python experiments/bench_pebble.py --part relabel --threads 2
     python experiments/bench_pebble.py --part loop --steps 20000
 
@@ -10,6 +11,10 @@ Parts (results appended to experiments/results/bench_pebble.md):
 - ``fit``: one epoch of reward-model training, in the CPU's layout and its alternatives.
 - ``knn``: one state-entropy bonus (batch 256 against every stored state, k = 5) for buffer sizes
   10k to 1M: the cost per pretraining update as the buffer grows.
+- ``rime``: one step of RIME's warm start (``reward_model.robust=rime``: 5 reward-model updates on
+  the normalised k-NN bonus of 256 stored steps, after every pretraining step) for Walker2d-sized
+  inputs (17 + 6) as the pretraining buffer fills, split into its k-NN bonus and its updates, and
+  what it adds over a 9000-step pretraining (``experiment=pebble_walker2d``).
 - ``loop``: HalfCheetah-v5, PEBBLE (oracle, 1000 labels) and plain SAC with the same agent, run
   side by side by this script (the same machine load for both); env-steps/s of each and the ratio.
   The PEBBLE schedule is compressed to fit ``--steps`` (pretraining 4.5 % of the run, 10 rounds
@@ -209,20 +214,54 @@ def bench_loop(steps: int, threads: int, precision: str) -> list[str]:
             "(per-step time measured here × 200k + the measured round time)", "", *rounds]
 
 
+def bench_rime(pretrain_steps: int = 9000) -> list[str]:
+    from pbrl.intrinsic.state_entropy import knn_distance
+    from pbrl.reward.model import RewardModel, RewardModelConfig
+    from pbrl.reward.rime import RimeConfig, RimeWarmStart
+
+    cfg = RimeConfig()
+    model = RewardModel(17, 6, RewardModelConfig())  # pbrl's reward-model defaults: 3 members, 3 x 256
+    warm = RimeWarmStart(cfg, 5, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    lines = [f"RIME warm start: {cfg.warm_start_updates} updates of batch {cfg.warm_start_batch} per pretraining "
+             "step, 3 x 256 ensemble, obs 17 + action 6, k = 5", "",
+             "| stored steps | ms per pretraining step | of which k-NN bonus (ms) | of which updates (ms) |",
+             "|---|---|---|---|"]
+    per_step = []
+    for size in (1_000, 5_000, 9_000):
+        obs, action = torch.randn(size, 17), torch.randn(size, 6)
+        rows = torch.randint(0, size, (cfg.warm_start_batch,), generator=generator)
+        warm.step(model, obs, action, generator)
+        reps = 20
+        start = time.perf_counter()
+        for _ in range(reps):
+            warm.step(model, obs, action, generator)
+        step = (time.perf_counter() - start) / reps
+        start = time.perf_counter()
+        for _ in range(reps * cfg.warm_start_updates):
+            knn_distance(obs[rows], obs, 5)
+        knn = (time.perf_counter() - start) / reps
+        per_step.append(step)
+        lines.append(f"| {size:,} | {step * 1000:.1f} | {knn * 1000:.1f} | {(step - knn) * 1000:.1f} |")
+    lines += ["", f"Over {pretrain_steps} pretraining steps (the buffer growing from 1k): about "
+                  f"{sum(per_step) / len(per_step) * pretrain_steps / 60:.0f} min added to the run."]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("relabel", "fit", "knn", "loop", "all"), default="all")
+    parser.add_argument("--part", choices=("relabel", "fit", "knn", "rime", "loop", "all"), default="all")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20000, help="env steps of each loop run")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="precision of the loop runs (auto: bf16 only where the hardware runs it natively)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    parts = ["relabel", "fit", "knn", "loop"] if args.part == "all" else [args.part]
+    parts = ["relabel", "fit", "knn", "rime", "loop"] if args.part == "all" else [args.part]
     text = [f"## {time.strftime('%Y-%m-%d')}: {', '.join(parts)}, {args.threads} thread(s), torch {torch.__version__}, "
             f"{machine()}", ""]
     for part in parts:
-        lines = {"relabel": bench_relabel, "fit": bench_fit, "knn": bench_knn,
+        lines = {"relabel": bench_relabel, "fit": bench_fit, "knn": bench_knn, "rime": bench_rime,
                  "loop": lambda: bench_loop(args.steps, args.threads, args.precision)}[part]()
         print("\n".join(lines) + "\n", flush=True)
         text += lines + [""]

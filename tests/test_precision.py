@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from helpers import tiny_config
+from helpers import compose_config, tiny_config
 from pbrl.common import precision
 from pbrl.errors import ConfigError
 from pbrl.workspace import Workspace
@@ -40,6 +40,15 @@ def test_explicit_bf16_without_native_support_runs_and_warns_with_the_measured_s
                                                                 f"{torch.backends.cpu.get_cpu_capability()}, "
                                                                 "AVX512-BF16/AMX)")
     assert precision.resolve_precision("fp32", CPU)[0] == "fp32"
+
+
+def test_the_default_is_fp32_on_every_machine(monkeypatch):
+    """bf16 is opt-in (``precision=auto``): by default a CPU with native bf16 computes what every other machine does."""
+    cfg = compose_config()
+    assert cfg["precision"] == "fp32"
+    for bf16 in (True, False):
+        fake_cpu(monkeypatch, bf16=bf16)
+        assert precision.resolve_precision(cfg["precision"], CPU)[0] == "fp32"
 
 
 def test_the_probe_measures_a_real_ratio():

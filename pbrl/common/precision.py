@@ -1,4 +1,5 @@
-"""Which precision the matmuls run in: ``precision: auto`` picks bf16 only where the hardware runs it natively.
+"""Which precision the matmuls run in: fp32 by default; ``precision=auto`` picks bf16 only where the hardware runs
+it natively.
 
 bf16 halves the bytes of every activation and, on hardware with native bf16 matmuls, runs them
 several times faster than fp32: a CUDA GPU of compute capability 8.0 or newer, or a CPU with
