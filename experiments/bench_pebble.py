@@ -222,6 +222,10 @@ def bench_rime(pretrain_steps: int = 9000) -> list[str]:
     cfg = RimeConfig()
     model = RewardModel(17, 6, RewardModelConfig())  # pbrl's reward-model defaults: 3 members, 3 x 256
     warm = RimeWarmStart(cfg, 5, torch.device("cpu"))
+    # what the table's header says it times: RIME's defaults, fp32 on the CPU, pbrl's reward-model defaults
+    assert (cfg.warm_start_updates, cfg.warm_start_batch) == (5, 256), cfg
+    assert model.precision == "fp32" and model.device.type == "cpu"
+    assert (model.cfg.ensemble_size, model.cfg.hidden_dim, model.cfg.depth) == (3, 256, 3), model.cfg
     generator = torch.Generator().manual_seed(0)
     lines = [f"RIME warm start: {cfg.warm_start_updates} updates of batch {cfg.warm_start_batch} per pretraining "
              "step, 3 x 256 ensemble, obs 17 + action 6, k = 5", "",
