@@ -428,3 +428,36 @@ def test_addons_names_the_allowed_arms_for_an_unknown_one(capsys, monkeypatch):
         addons.main()
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.endswith("--arms: unknown surff; allowed: pebble, pebble_oracle, qpa, rime, rune, surf"), err
+
+
+def test_a_bpref_variant_is_the_presets_pebble_arm_with_its_overrides_and_the_two_arms_keep_their_runs():
+    """bpref_benchmark.py --variant: one PEBBLE run per seed that differs from the task's PEBBLE arm only in the
+    variant's keys (and its tag); the task's own two arms still name the runs archived under them."""
+    import bpref_benchmark as bb
+
+    from helpers import compose_config
+
+    for task in bb.TASKS:
+        pebble, sac = (compose_config([o for o in bb.arms(task, "0", 300_000) if not o.startswith("teacher=")]
+                                      + [f"teacher={t}"]) for t in ("oracle", "none"))
+        assert (pebble["teacher"]["name"], sac["teacher"]["name"]) == ("scripted", "none")
+        for variant, overrides in bb.VARIANTS.items():
+            arm = bb.arms(task, "0", 300_000, variant)
+            assert "teacher=oracle" in arm and not any("," in o for o in arm)  # one run per seed, never SAC-true
+            changed = {k for k, v in flatten(compose_config(arm)).items() if flatten(pebble).get(k) != v}
+            assert changed == {"tag"} | {o.split("=")[0] for o in overrides}, (task, variant, changed)
+    runs = [r for r in _archived_runs() if r.parts[-3] == "bpref_benchmark"]
+    assert len(runs) >= 8  # walker-walk 3 seeds and cheetah-run 1 seed, both arms
+    for run in runs:
+        named = dict(part.split("=", 1) for part in run.name.split(","))
+        both = bb.arms(run.parent.name, named["seed"], int(named["steps"]))
+        assert _folder([o.replace("oracle,none", named["teacher"]) for o in both]) == run.name
+
+
+def test_bpref_benchmark_names_the_allowed_variants_for_an_unknown_one(capsys, monkeypatch):
+    import bpref_benchmark as bb
+
+    monkeypatch.setattr(sys, "argv", ["bpref_benchmark.py", "--variant", "lineer", "--report-only"])
+    with pytest.raises(SystemExit):
+        bb.main()
+    assert "--variant: invalid choice: 'lineer' (choose from 'linear')" in capsys.readouterr().err
