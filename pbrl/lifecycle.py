@@ -21,6 +21,7 @@ import os
 import pickle
 import platform
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -226,11 +227,21 @@ class RunClock:
 
 
 def save_snapshot_file(state: dict, path: Path, keep_previous: bool) -> None:
-    """``torch.save`` to ``path`` atomically; with ``keep_previous`` the one before stays as ``<name>.prev.pt``."""
+    """``torch.save`` to ``path`` atomically; with ``keep_previous`` the one before stays as ``<name>.prev.pt``.
+
+    ``path`` exists at every moment: the previous snapshot becomes ``.prev.pt`` by a hard link (a copy where the
+    filesystem has none) before the new one replaces ``path``, so a kill anywhere leaves one to resume from."""
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     if keep_previous and path.exists():
-        os.replace(path, previous_snapshot(path))
+        previous = previous_snapshot(path)
+        linked = previous.with_suffix(".tmp")
+        linked.unlink(missing_ok=True)
+        try:
+            os.link(path, linked)
+        except OSError:
+            shutil.copyfile(path, linked)
+        os.replace(linked, previous)
     os.replace(tmp, path)
 
 
@@ -247,7 +258,11 @@ def load_snapshot_file(path: Path, say: Callable[..., None]) -> dict | None:
     from pbrl.errors import ConfigError
 
     if not path.exists():
-        return None
+        previous = previous_snapshot(path)
+        if not previous.exists():
+            return None
+        say(f"warning: {path.name} is missing; resuming from the previous snapshot {previous.name}", error=True)
+        path = previous
     try:
         return torch.load(path, weights_only=False)
     except UNREADABLE as exc:

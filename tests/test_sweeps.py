@@ -127,6 +127,33 @@ def test_an_unreadable_snapshot_falls_back_to_the_previous_one_or_says_what_to_d
         load_snapshot_file(path, say)
 
 
+
+def test_a_kill_at_any_point_of_a_snapshot_write_leaves_one_to_resume_from(tmp_path: Path, monkeypatch):
+    """A sweep's launcher killed a run between keeping the previous snapshot and putting the new one in place: the
+    run restarted from step 0. Now ``snapshot.pt`` exists at every moment, and a missing one resumes the previous."""
+    import pbrl.lifecycle as lifecycle
+
+    path, notes = tmp_path / "snapshot.pt", []
+    save_snapshot_file({"step": 100}, path, keep_previous=True)
+    real_replace = os.replace
+
+    def killed_before_the_new_one_lands(src, dst):
+        if Path(src).name == "snapshot.tmp":
+            raise KeyboardInterrupt  # the kill
+        real_replace(src, dst)
+
+    monkeypatch.setattr(lifecycle.os, "replace", killed_before_the_new_one_lands)
+    with pytest.raises(KeyboardInterrupt):
+        save_snapshot_file({"step": 200}, path, keep_previous=True)
+    monkeypatch.undo()
+    say = lambda message, error=False: notes.append(message)  # noqa: E731
+    assert load_snapshot_file(path, say)["step"] == 100 and not notes
+    path.unlink()  # as a run killed mid-rename by an older pbrl left it
+    assert load_snapshot_file(path, say)["step"] == 100
+    assert notes == ["warning: snapshot.pt is missing; resuming from the previous snapshot snapshot.prev.pt"]
+    (tmp_path / "snapshot.prev.pt").unlink()
+    assert load_snapshot_file(path, say) is None  # neither: a fresh start
+
 def test_a_truncated_snapshot_gives_one_line_from_the_command_line(tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()
