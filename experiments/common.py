@@ -42,12 +42,11 @@ def _rel(path: Path) -> str:
 def compose(overrides: list[str]) -> tuple[dict, dict]:
     """The config ``pbrl-train <overrides>`` would run with (a resolved plain dict), and the option hydra chose in
     each config group (``{"agent": "sac_bpref_cpu", "env": "halfcheetah", ...}``)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    from pbrl.train import compose as pbrl_compose
+
+    cfg = pbrl_compose(overrides, hydra_node=True)
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import sys
 from pathlib import Path
+from typing import Sequence
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -61,6 +62,18 @@ def _parallel_jobs() -> int:
 
         n_jobs = os.cpu_count() or 1
     return int(n_jobs)
+
+
+def compose(overrides: Sequence[str] = (), hydra_node: bool = False) -> DictConfig:
+    """The config ``pbrl-train <overrides>`` would run with, unresolved, for scripts, notebooks and tests.
+
+    ``hydra_node=True`` keeps hydra's own node (``cfg.hydra``: the launcher, and in ``hydra.runtime.choices`` the
+    option chosen in each config group)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
 
 
 CLUSTER_LAUNCHERS = ("SlurmLauncher", "RayLauncher")  # hydra/launcher=slurm, ray: wandb offline unless told

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from pbrl.train import compose
 
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "conf"
@@ -31,9 +32,7 @@ RUN = ["env.id=Pendulum-v1", "seed_steps=200", "pretrain.steps=100", "feedback.n
 
 def compose_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The config ``pbrl-train <overrides>`` would run with, as a resolved plain dict (no hydra node)."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_container(compose(overrides), resolve=True)
 
 
 def tiny_config(*overrides: str) -> dict[str, Any]:

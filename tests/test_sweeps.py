@@ -165,16 +165,12 @@ def test_a_truncated_snapshot_gives_one_line_from_the_command_line(tmp_path: Pat
 
 @pytest.mark.parametrize("launcher,cpus", [("submitit_local", 1), ("slurm", 2), ("ray", 1), ("joblib", None)])
 def test_launcher_presets_compose_with_one_gpu_per_job_only_for_cuda(launcher: str, cpus):
-    from helpers import CONF_DIR
-    from hydra import compose, initialize_config_dir
-
-    import pbrl.train  # noqa: F401  registers the ${pbrl_gpus:} resolver
+    from pbrl.train import compose  # also registers the ${pbrl_gpus:} resolver
 
     for device, gpus in (("cpu", 0), ("auto", 0), ("cuda", 1)):
         overrides = [f"hydra/launcher={launcher}", f"device={device}"]
         try:
-            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-                cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            cfg = compose(overrides, hydra_node=True)
         except Exception as exc:  # the slurm preset extends the plugin's schema: it needs the plugin
             pytest.skip(f"{launcher}: {exc}")
         node = cfg.hydra.launcher
