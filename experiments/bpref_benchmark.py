@@ -82,7 +82,7 @@ def main() -> None:
             # (a variant: its PEBBLE arm alone, beside them in the report)
             multirun(sweep_dir(task, args.variant), arms(task, seeds, steps, args.variant))
         sweeps = [sweep_dir(task)] + [sweep_dir(task, v) for v in VARIANTS if sweep_dir(task, v).is_dir()]
-        report(sweeps, RESULTS / "bpref_benchmark" / task, "teacher.name,tag,env.id",
+        report(sweeps, RESULTS / "bpref_benchmark" / task, "teacher.name,tag,task",
                f"B-Pref protocol on {task}: PEBBLE (oracle teacher, the preset's label budget) vs SAC on the true "
                f"reward, {steps // 1000}k steps", metric=metric, options=["--relative-to", "teacher.name=none"])
 

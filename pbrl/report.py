@@ -2,9 +2,10 @@
 
 ``load_runs(dirs)`` gives one row per run: ``run`` (its path below the dir given), ``status`` and
 ``error`` (from run.json: running | finished | failed | preempted; without one, "finished" when
-summary.json exists, else "unfinished"), the config as dotted keys (``env.id``), the summary's and
-run.json's keys. ``load_curves(runs)`` gives one row per evaluation (metrics.csv, whose ``labels``
-counts the labels used so far). ``notebooks/analysis.ipynb`` uses the same functions. Each group of
+summary.json exists, else "unfinished"), ``task`` (``env.id``; for Meta-World, whose ids take the task
+as a keyword, the id and ``env.kwargs.env_name``), the config as dotted keys (``env.id``), the
+summary's and run.json's keys. ``load_curves(runs)`` gives one row per evaluation (metrics.csv, whose
+``labels`` counts the labels used so far). ``notebooks/analysis.ipynb`` uses the same functions. Each group of
 ``--by`` keys gets its runs counted by status and, over finished runs, mean, median, std and the IQM with a
 95% stratified-bootstrap CI from rliable (Agarwal et al., 2021); ``--compare`` adds rliable's
 probability of improvement. Writes ``OUT/report.md``, ``OUT/summary.csv`` (one row per run) and
@@ -32,6 +33,7 @@ REPS = 2000  # bootstrap resamples
 PROGRESS = ("env_steps", "labels", "steps_per_s", "wall_time_s")  # from the last evaluation until a summary has them
 # a run's cost: wall time counts pauses and waiting for a shared core, the process's CPU time does not
 TIMES = ("steps_per_s", "wall_time_s", "cpu_time_s")
+TASK = "task"  # returns compare only within one: P(improvement), --relative-to and the plot's panels split by it
 
 
 class ReportError(Exception):
@@ -92,8 +94,8 @@ def run_names(dirs: Sequence[str | Path]) -> dict[str, Path]:
 def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
     """One row per run below ``dirs`` (with several dirs, ``run`` starts with the dir given).
 
-    Columns: ``run``, ``path``, ``status`` and ``error`` (run.json's), the config's dotted keys, the summary's
-    keys, and run.json's other keys (each only where the ones before have none). Until a run finishes,
+    Columns: ``run``, ``path``, ``status`` and ``error`` (run.json's), ``task``, the config's dotted keys, the
+    summary's keys, and run.json's other keys (each only where the ones before have none). Until a run finishes,
     ``env_steps`` (run.json's ``env_step`` if it has one), ``labels``, ``steps_per_s`` and ``wall_time_s``
     come from its last evaluation.
     """
@@ -108,17 +110,28 @@ def load_runs(dirs: Sequence[str | Path]) -> pd.DataFrame:
         row["error"] = info.get("error")
         rows.append(row)
     runs = pd.json_normalize(rows, sep=".")  # nested config -> dotted columns (env.id, teacher.name)
+    runs[TASK] = _tasks(runs)
     numbers = runs[list(PROGRESS)].apply(pd.to_numeric, errors="coerce")  # a null in a summary is NaN
     if "cpu_time_s" in runs:  # summaries since pbrl kept it; null for a run resumed from an older snapshot
         numbers["cpu_time_s"] = pd.to_numeric(runs["cpu_time_s"], errors="coerce")
     return runs.assign(**numbers.astype({"env_steps": "Int64", "labels": "Int64"}))  # whole numbers beside NaN
 
 
+def _tasks(runs: pd.DataFrame) -> pd.Series:
+    """Each run's task, from its config (runs that never reached a summary have one too)."""
+    from pbrl.envs.suites import task_name
+
+    ids = runs["env.id"] if "env.id" in runs else pd.Series(None, index=runs.index, dtype=object)
+    names = runs["env.kwargs.env_name"] if "env.kwargs.env_name" in runs else pd.Series(None, index=runs.index)
+    return pd.Series([task_name(i, {"env_name": n if isinstance(n, str) else None}) if isinstance(i, str) else None
+                      for i, n in zip(ids, names)], index=runs.index, dtype=object)
+
+
 def load_curves(runs: pd.DataFrame | Sequence[str | Path]) -> pd.DataFrame:
-    """One row per evaluation: ``run`` (and its ``env.id``, ``seed``, ``status``, ``group``), ``env_step``,
+    """One row per evaluation: ``run`` (and its ``task``, ``seed``, ``status``, ``group``), ``env_step``,
     ``labels`` (NaN for runs that ask none) and the other metrics.csv columns. ``runs``: a load_runs table or dirs."""
     runs = runs if isinstance(runs, pd.DataFrame) else load_runs(runs)
-    carried = [c for c in ("run", "env.id", "seed", "status", "group") if c in runs]
+    carried = [c for c in ("run", TASK, "seed", "status", "group") if c in runs]
     curves = pd.concat([_metrics(Path(path)).assign(**dict(zip(carried, values)))
                         for path, *values in runs[["path", *carried]].itertuples(index=False)], ignore_index=True)
     curves["labels"] = curves.get("labels", np.nan)
@@ -186,7 +199,7 @@ def iqm_ci(scores, reps: int = REPS) -> tuple[float, float, float]:
 def probability_of_improvement(runs: pd.DataFrame, a: str, b: str, metric: str, reps: int = REPS) -> pd.DataFrame:
     """P(a finished run selected by ``a`` beats one selected by ``b`` on ``metric``; ties count half), with its CI.
 
-    One row per env.id both have runs of (one row "all" if none is shared): returns do not compare across envs.
+    One row per task both have runs of (one row "all" if none is shared): returns do not compare across tasks.
     """
     from rliable import metrics
 
@@ -196,13 +209,13 @@ def probability_of_improvement(runs: pd.DataFrame, a: str, b: str, metric: str, 
     done = runs[runs["status"] == "finished"].dropna(subset=[metric])
     x, y = select(done, a), select(done, b)
     if x.empty or y.empty:
-        return pd.DataFrame(columns=["env.id", "A", "B", "runs A", "runs B", "P(A > B)", "low", "high"])
-    envs = sorted(set(x["env.id"].dropna()) & set(y["env.id"].dropna())) if "env.id" in runs else []
+        return pd.DataFrame(columns=[TASK, "A", "B", "runs A", "runs B", "P(A > B)", "low", "high"])
+    tasks = sorted(set(x[TASK].dropna()) & set(y[TASK].dropna())) if TASK in runs else []
     rows = []
-    for env, (xe, ye) in ({e: (x[x["env.id"] == e], y[y["env.id"] == e]) for e in envs} or {"all": (x, y)}).items():
+    for task, (xe, ye) in ({t: (x[x[TASK] == t], y[y[TASK] == t]) for t in tasks} or {"all": (x, y)}).items():
         scores = tuple(s[metric].to_numpy(float)[:, None] for s in (xe, ye))  # [runs, 1 task] each
         p, low, high = _interval(scores, metrics.probability_of_improvement, reps)
-        rows.append({"env.id": env, "A": a, "B": b, "runs A": len(xe), "runs B": len(ye),
+        rows.append({TASK: task, "A": a, "B": b, "runs A": len(xe), "runs B": len(ye),
                      "P(A > B)": p, "low": low, "high": high})
     return pd.DataFrame(rows)
 
@@ -233,11 +246,13 @@ def _not_finished(status: pd.Series) -> str:
 
 
 def relative_to(table: pd.DataFrame, spec: str, column: str = "mean") -> pd.Series:
-    """Each group's ``column`` as a fraction of that of the group ``spec`` names (of its env.id, if grouped by it)."""
-    env = table["env.id"] if "env.id" in table else pd.Series("", index=table.index)
+    """Each group's ``column`` as a fraction of that of the group ``spec`` names (of its task or env.id, if grouped by
+    one)."""
+    key = next((k for k in (TASK, "env.id") if k in table), None)
+    env = table[key] if key else pd.Series("", index=table.index)
     ref = env[select(table, spec).index]
     if ref.duplicated().any():
-        raise ReportError(f"--relative-to {spec!r} names several groups of one env.id: add keys")
+        raise ReportError(f"--relative-to {spec!r} names several groups of one {key or 'report'}: add keys")
     return table[column] / env.map(pd.Series(table.loc[ref.index, column].to_numpy(), index=ref.to_numpy()))
 
 
@@ -268,7 +283,7 @@ def _aggregate_markdown(table: pd.DataFrame, keys: Sequence[str], reference: str
 
 
 def plot_curves(curves: pd.DataFrame, x: str = "env_step", y: str = "eval_return_mean", title: str | None = None):
-    """``y`` against ``x``: mean and ±std band over each group's runs, one panel (own y scale) per env.id."""
+    """``y`` against ``x``: mean and ±std band over each group's runs, one panel (own y scale) per task."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -277,12 +292,12 @@ def plot_curves(curves: pd.DataFrame, x: str = "env_step", y: str = "eval_return
         fig = plt.figure(figsize=(6, 1))
         fig.text(0.5, 0.5, f"no run has both {x} and {y} yet", ha="center")
         return fig
-    data["env.id"] = data["env.id"].fillna("?") if "env.id" in data else "?"
+    data[TASK] = data[TASK].fillna("?") if TASK in data else "?"
     group = data["group"] if "group" in data else pd.Series("all", index=data.index)
-    hue = group.str.replace(r"(^|,)env\.id=[^,]*", "", regex=True).str.strip(",")  # the panel names the env
+    hue = group.str.replace(r"(^|,)(env\.id|task)=[^,]*", "", regex=True).str.strip(",")  # the panel names the task
     data["group"] = hue.where(hue != "", group)
-    n_envs = data["env.id"].nunique()
-    grid = sns.relplot(data=data, x=x, y=y, hue="group", hue_order=sorted(data["group"].unique()), col="env.id",
+    n_envs = data[TASK].nunique()
+    grid = sns.relplot(data=data, x=x, y=y, hue="group", hue_order=sorted(data["group"].unique()), col=TASK,
                        col_wrap=min(n_envs, 3), kind="line", errorbar="sd", marker="o", markersize=3,
                        markeredgewidth=0, height=3.2, aspect=1.4, facet_kws={"sharey": False, "sharex": False})
     grid.set_titles("{col_name}").set_axis_labels(x.replace("_", " "), y)
@@ -339,11 +354,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line arguments of ``pbrl-report``."""
     parser = argparse.ArgumentParser(prog=PROG, description="Aggregate pbrl-train runs into report.md, summary.csv "
                                      "and curves.png. A GROUP is KEY=VALUE[,KEY=VALUE], as the curves' legend names "
-                                     "groups (e.g. tag=pebble, env.id=Hopper-v5,tag=sac): it selects every run that "
+                                     "groups (e.g. tag=pebble, task=Hopper-v5,tag=sac): it selects every run that "
                                      "matches, with any column of the runs table as a KEY.")
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="directories searched for runs (recursively)")
-    parser.add_argument("--by", default="env.id", help="comma-separated dotted config or summary keys to group "
-                        "runs by (default: env.id)")
+    parser.add_argument("--by", default=TASK, help="comma-separated dotted config or summary keys to group "
+                        "runs by (default: task, the env.id and for Meta-World its env.kwargs.env_name)")
     parser.add_argument("--metric", default="final_eval_return", help="summary key to aggregate over finished runs; "
                         "the curves show the metrics.csv column it ends (final_eval_flip_rate: eval_flip_rate)")
     parser.add_argument("--x", choices=("env_step", "labels"), default="env_step",
@@ -351,9 +366,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--at", type=int, metavar="STEP", help="also aggregate the curves' metric at env step STEP "
                         "(every run with an evaluation there, finished or not)")
     parser.add_argument("--relative-to", metavar="GROUP", help="add each median and mean as a percentage of "
-                        "GROUP's (of the same env.id when grouped by it), e.g. tag=sac")
+                        "GROUP's (of the same task or env.id when grouped by it), e.g. tag=sac")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="probability that a "
-                        "finished run of GROUP A beats one of GROUP B on --metric, per env.id, e.g. --compare "
+                        "finished run of GROUP A beats one of GROUP B on --metric, per task, e.g. --compare "
                         "tag=pebble tag=sac (repeatable)")
     parser.add_argument("--out", help="output directory (default: the first DIR; created if missing)")
     parser.add_argument("--title", default="pbrl report", help="title of report.md and curves.png")
@@ -361,7 +376,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.keys = [k.strip() for k in args.by.split(",") if k.strip()]
     if not args.keys:
-        parser.error("--by: give at least one config key, e.g. --by env.id,precision")
+        parser.error("--by: give at least one config key, e.g. --by task,precision")
     if args.reps < 1:
         parser.error("--reps: must be >= 1")
     return args

@@ -31,6 +31,7 @@ from pbrl.common.logger import Logger, write_config
 from pbrl.common.precision import resolve_precision
 from pbrl.common.utils import resolve_threads, rng_state, select_device, set_rng_state, set_seed
 from pbrl.envs import make_env, spec_of
+from pbrl.envs.suites import task_name
 from pbrl.envs.vector import TrainEnvs
 from pbrl.errors import ConfigError
 from pbrl.evaluation import Evaluator
@@ -63,6 +64,7 @@ class Workspace:
         repeat = env_cfg.get("action_repeat", 1)
         probe = make_env(env_cfg["id"], train_kwargs(env_cfg), env_cfg.get("max_episode_steps"), action_repeat=repeat)
         self.spec = spec_of(probe, env_cfg["id"])
+        self.task = task_name(env_cfg["id"], env_cfg.get("kwargs"))
         probe.close()
         if self.spec.max_episode_steps is None:
             raise ConfigError("env.max_episode_steps", f"{env_cfg['id']} registers no time limit; set one, "
@@ -106,7 +108,7 @@ class Workspace:
             self.load_snapshot(snapshot)
             self.say(f"resumed {self.run_dir} at step {self.step}")
         steps = self.cfg["steps"]
-        pbar = progress_bar(steps, self.step, f"{self.spec.env_id} seed {self.cfg['seed']}", self.cfg["progress"])
+        pbar = progress_bar(steps, self.step, f"{self.task} seed {self.cfg['seed']}", self.cfg["progress"])
         self.clock.restart()
         self._tick = (time.perf_counter(), self.step)  # (time, step) of the last metrics row
         with StopSignals(self.say) as stop:
@@ -236,7 +238,7 @@ class Workspace:
 
     def _summary_fields(self) -> dict:
         """What summary.json says about this run besides its evaluations and the reward side."""
-        return {"env_id": self.spec.env_id, "seed": self.cfg["seed"], "env_steps": self.step,
+        return {"env_id": self.spec.env_id, "task": self.task, "seed": self.cfg["seed"], "env_steps": self.step,
                 "wall_time_s": self.clock.wall, "steps_per_s": self.step / max(self.clock.wall, 1e-9),
                 "train_steps_per_s": self.step / max(self.clock.train, 1e-9), "cpu_time_s": self.clock.cpu,
                 "agent": self.agent.cfg.name,

@@ -172,9 +172,34 @@ def test_probability_of_improvement(tmp_path: Path, fake_run, a, b, expected):
     poi = report.probability_of_improvement(_two_groups(tmp_path, fake_run, a, b), "tag=a", "tag=b",
                                             "final_eval_return", reps=200)
     row = poi.iloc[0]
-    assert len(poi) == 1 and row["env.id"] == "Hopper-v5" and (row["runs A"], row["runs B"]) == (len(a), len(b))
+    assert len(poi) == 1 and row["task"] == "Hopper-v5" and (row["runs A"], row["runs B"]) == (len(a), len(b))
     assert row["P(A > B)"] == pytest.approx(expected)
     assert row["low"] <= row["P(A > B)"] + 1e-9 and row["P(A > B)"] <= row["high"] + 1e-9
+
+
+def test_meta_world_tasks_behind_one_id_are_separate_tasks_in_every_table(tmp_path: Path, fake_run, capsys):
+    """Meta-World's ids take the task as env.kwargs.env_name: grouped, compared and divided by id alone, its
+    tasks would be pooled."""
+    for task, finals in (("button-press-v3", {"a": [9.0, 8.0], "b": [1.0, 2.0]}),
+                         ("door-open-v3", {"a": [1.0, 2.0], "b": [5.0, 6.0]})):
+        for tag, values in finals.items():
+            for seed, final in enumerate(values):
+                run = fake_run(tmp_path / "runs" / task / f"tag={tag},seed={seed}", "Meta-World/goal_observable",
+                               seed, [0.0, final])
+                config = yaml.safe_load((run / "config.yaml").read_text())
+                config["env"]["kwargs"], config["tag"] = {"env_name": task}, tag
+                (run / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = report.load_runs([tmp_path / "runs"])
+    assert set(runs["task"]) == {"Meta-World/goal_observable/button-press-v3", "Meta-World/goal_observable/door-open-v3"}
+    poi = report.probability_of_improvement(runs, "tag=a", "tag=b", "final_eval_return", reps=50).set_index("task")
+    assert poi["P(A > B)"].to_dict() == {"Meta-World/goal_observable/button-press-v3": 1.0,
+                                         "Meta-World/goal_observable/door-open-v3": 0.0}
+    report.main([str(tmp_path / "runs"), "--by", "task,tag", "--relative-to", "tag=b", "--reps", "20",
+                 "--out", str(tmp_path / "out")])  # the default --by is task alone: two groups, not one
+    lines = " ".join(capsys.readouterr().out.split())
+    assert "| Meta-World/goal_observable/button-press-v3 | a | 2 |" in lines and "567%" in lines  # 8.5 / 1.5
+    assert "| Meta-World/goal_observable/door-open-v3 | a | 2 |" in lines and "27%" in lines  # 1.5 / 5.5
+    assert report.parse_args([str(tmp_path)]).keys == ["task"]
 
 
 def test_compare_on_the_command_line_and_its_errors(tmp_path: Path, fake_run, capsys):
@@ -197,9 +222,9 @@ def test_load_curves_is_long_with_labels(runs_dir: Path, tmp_path: Path, fake_ru
     pref = _with_labels(fake_run(tmp_path / "pref", "Pendulum-v1", 0, [-900.0, -500.0, -300.0]), [0, 50, 100])
     curves = report.load_curves([runs_dir, pref])
     assert len(curves) == 3 * 5 + 3 + 2 + 1 + 3  # one row per evaluation of each run
-    assert {"run", "env.id", "env_step", "labels", "eval_return_mean", "steps_per_s"} <= set(curves.columns)
+    assert {"run", "task", "env_step", "labels", "eval_return_mean", "steps_per_s"} <= set(curves.columns)
     assert curves.loc[curves["run"].str.endswith("pref"), "labels"].tolist() == [0, 50, 100]
-    assert curves.loc[curves["env.id"] == "Hopper-v5", "labels"].isna().all()  # true-reward runs ask none
+    assert curves.loc[curves["task"] == "Hopper-v5", "labels"].isna().all()  # true-reward runs ask none
 
 
 def _cli(runs_dir: Path, out: Path, *extra: str) -> str:

@@ -211,7 +211,10 @@ def test_a_tiny_meta_world_run_logs_its_success_rate(tmp_path):
     assert [int(r["env_step"]) for r in rows] == [300, 600]
     assert all(float(r["eval_success_rate"]) in (0.0, 1.0) for r in rows)
     assert summary["final_eval_success_rate"] == float(rows[-1]["eval_success_rate"])
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["labels"] == 10
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["labels"] == 10  # the task by name: Meta-World's one id runs every task
+    assert (written["env_id"], written["task"]) == ("Meta-World/goal_observable",
+                                                    "Meta-World/goal_observable/button-press-v3")
 
 
 @needs_dmc
@@ -220,6 +223,7 @@ def test_a_tiny_walker_walk_preference_run_trains_and_evaluates(tmp_path):
                       "eval.episodes=1")
     summary = Workspace(cfg, tmp_path / "run").train()
     assert summary["env_steps"] == 600 and summary["labels"] == 10 and 0 <= summary["final_eval_return"] <= 1000
+    assert summary["task"] == summary["env_id"] == "dm_control/walker-walk-v0"
 
 
 # the presets' agents and schedules shrunk to seconds: the mechanics do not depend on the sizes

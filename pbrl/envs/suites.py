@@ -33,6 +33,13 @@ def suite_of(env_id: str) -> str | None:
     return next((prefix for prefix in SUITES if env_id.startswith(prefix)), None)
 
 
+def task_name(env_id: str, kwargs: dict | None = None) -> str:
+    """The name a run's task goes by in summaries, progress bars and reports: ``env_id``, and for Meta-World, whose
+    ids take the task as a keyword, the id and that task (``Meta-World/goal_observable/button-press-v3``)."""
+    task = (kwargs or {}).get("env_name")
+    return f"{env_id}/{task}" if suite_of(env_id) == "Meta-World/" and task else env_id
+
+
 def register(env_id: str) -> None:
     """Import the package that registers ``env_id``'s suite, or say in one line which extra installs it."""
     suite = suite_of(env_id)
