@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from pbrl.envs.render import configure_mujoco_gl
+from pbrl.envs.suites import task_name
 from pbrl.errors import ConfigError
 from pbrl.lifecycle import Preempted
 
@@ -35,7 +36,14 @@ def _run_name(override_dirname: str, limit: int = 200) -> str:
     return override_dirname.encode()[: limit - 13].decode(errors="ignore") + "~" + digest
 
 
+def _task_dir(env: DictConfig) -> str:
+    """A run folder's task part (``${pbrl_task_dir:${env}}``): the task's last name, no ``/`` (``button-press-v3``,
+    ``walker-walk-v0``, ``Hopper-v5``)."""
+    return task_name(env.id, env.get("kwargs")).rsplit("/", 1)[-1]
+
+
 OmegaConf.register_new_resolver("pbrl_gpus", _gpus, replace=True)
+OmegaConf.register_new_resolver("pbrl_task_dir", _task_dir, replace=True)
 OmegaConf.register_new_resolver("pbrl_run_name", _run_name, replace=True)
 
 

@@ -225,3 +225,12 @@ def test_auto_threads_leave_out_cores_that_other_work_keeps_busy():
     assert resolve_threads("auto", busy=float(cores)) == 1  # a fully busy machine: one thread, never zero
     assert resolve_threads("auto", busy=cores + 3.0) == 1
     assert resolve_threads(3, busy=float(cores)) == 3  # an explicit count is kept as given
+
+
+@pytest.mark.parametrize("overrides, task", [([], "Pendulum-v1"), (["experiment=bpref_button_press"], "button-press-v3"),
+                                             (["experiment=bpref_walker_walk"], "walker-walk-v0")])
+def test_a_runs_default_folder_names_its_task_in_one_folder(overrides, task):
+    from pbrl.train import compose
+
+    folder = Path(compose(overrides, hydra_node=True).hydra.run.dir)
+    assert folder.parent.parent == Path("outputs/runs") and re.fullmatch(rf"\d\d-\d\d-\d\d_{task}_s0", folder.name)
