@@ -173,11 +173,14 @@ class StopSignals:
 
     def hand_over(self, step: int) -> None:
         """After the snapshot: pass the signal to its previous Python handler (submitit requeues the job
-        there and exits), then raise :class:`Preempted` if that handler returned or there was none."""
+        there and exits), then raise :class:`Preempted` if that handler returned or there was none.
+
+        Python's own SIGINT handler is not called: its KeyboardInterrupt would turn a Ctrl-C that stopped the
+        run cleanly into a traceback and a run.json that says "failed"."""
         signum = self.requested
         previous = self._previous.get(signum)
         self.restore()
-        if callable(previous):
+        if callable(previous) and previous is not signal.default_int_handler:
             previous(signum, None)
         raise Preempted(signum, step)
 

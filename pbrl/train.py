@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pbrl.envs.render import configure_mujoco_gl
@@ -82,6 +84,20 @@ def compose(overrides: Sequence[str] = (), hydra_node: bool = False) -> DictConf
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_node)
+
+
+class LocalSweepSignals(Callback):
+    """A local joblib sweep stops as a whole on Ctrl-C, every run with its snapshot (``hydra.callbacks`` in conf/).
+
+    Ctrl-C reaches every process of the terminal's group, so each run hears it, saves its snapshot and stops. The
+    sweep process must leave them to it: Python's KeyboardInterrupt would make joblib abort its pool and kill the
+    runs while they save (a run killed mid-save resumed from its last periodic snapshot; one that also got joblib's
+    own SIGINT stopped at once, "failed"). On SIGINT it therefore ends at once, as it does on SIGTERM, and the runs
+    finish their snapshots on their own."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        if str(OmegaConf.select(config, "hydra.launcher._target_", default="")).endswith("JoblibLauncher"):
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 CLUSTER_LAUNCHERS = ("SlurmLauncher", "RayLauncher")  # hydra/launcher=slurm, ray: wandb offline unless told

@@ -7,6 +7,7 @@ few thousand Pendulum steps take seconds on a busy two-core machine.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,10 +60,13 @@ def run_train(args: Sequence[str], cwd: Path, timeout: float = 240) -> subproces
 
 
 def start_train(args: Sequence[str], cwd: Path, log: Path) -> subprocess.Popen:
-    """Start ``pbrl-train <args>`` in its own process group (so a test can kill all of it), output to ``log``."""
+    """Start ``pbrl-train <args>`` in its own process group (so a test can kill all of it), output to ``log``.
+
+    SIGINT is reset to its default, as a shell does for a command it starts: pytest-xdist's workers ignore it, and
+    children inherit that, so a test's Ctrl-C would otherwise never reach Python's own handler."""
     with open(log, "w") as f:
         return subprocess.Popen(train_cmd(*args), cwd=cwd, env=_clean_env(), stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(condition, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:

@@ -32,23 +32,26 @@ def _no_duplicate_rows(run: Path) -> None:
     assert len(episodes) == len(set(episodes)), f"{run.name}: episodes.csv has an episode twice"
 
 
-def test_sigterm_saves_a_snapshot_at_once_and_the_rerun_resumes_there(tmp_path: Path):
-    """A run sent SIGTERM writes its snapshot at the next step (not the last periodic one) and loses nothing."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_a_snapshot_at_once_and_the_rerun_resumes_there(tmp_path: Path, sig: signal.Signals):
+    """A run sent SIGTERM or Ctrl-C writes its snapshot at the next step (not the last periodic one), says so in one
+    line (no KeyboardInterrupt traceback), and loses nothing."""
     args = [*RUN, "steps=1500", "snapshot.every=1000", f"hydra.run.dir={tmp_path / 'run'}"]
     run = tmp_path / "run"
     proc = start_train(args, tmp_path, tmp_path / "first.log")
     try:
         wait_for(lambda: (run / "rounds.csv").exists(), proc, tmp_path / "first.log")  # mid-way, before any snapshot
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 128 + sig
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "preempted" and record["signal"] == "SIGTERM", record
+    assert record["status"] == "preempted" and record["signal"] == sig.name, record
     stopped = record["env_step"]
     assert 0 < stopped < 1000  # saved on the signal, not at the periodic snapshot point
-    assert "rerun the same command to resume" in (tmp_path / "first.log").read_text()
+    log = (tmp_path / "first.log").read_text()
+    assert "rerun the same command to resume" in log and "Traceback" not in log, log
 
     second = run_train(args, tmp_path)
     assert second.returncode == 0, second.stdout
@@ -59,6 +62,40 @@ def test_sigterm_saves_a_snapshot_at_once_and_the_rerun_resumes_there(tmp_path: 
     assert [int(r["env_step"]) for r in _rows(run / "metrics.csv")] == [500, 1000, 1500]
     summary = json.loads((run / "summary.json").read_text())
     assert 0 < summary["cpu_time_s"] and 0 < summary["wall_time_s"]  # both attempts' seconds, kept in the snapshot
+
+
+def test_ctrl_c_stops_a_local_joblib_sweep_with_every_runs_snapshot_and_the_rerun_finishes_it(tmp_path: Path):
+    """Ctrl-C reaches the sweep process and both runs: each run saves at its next step; the sweep process must not
+    make joblib kill them mid-save (before LocalSweepSignals both ended "failed: KeyboardInterrupt")."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", *RUN, "steps=1500", "snapshot.every=0", "seed=0,1", "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={sweep}"]
+    proc = start_train(args, tmp_path, tmp_path / "first.log")
+    try:  # both runs mid-way, past their first round
+        wait_for(lambda: len(list(sweep.glob("*/rounds.csv"))) == 2, proc, tmp_path / "first.log")
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal delivers Ctrl-C: to the whole foreground group
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 60  # the runs outlive the sweep process by their snapshot's write
+        while any(json.loads((r / "run.json").read_text())["status"] == "running" for r in sweep.glob("*/")):
+            assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()[-3000:]
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    runs = sorted(r for r in sweep.iterdir() if r.is_dir() and not r.name.startswith("."))
+    assert len(runs) == 2
+    for run in runs:
+        record = json.loads((run / "run.json").read_text())
+        assert record["status"] == "preempted" and record["signal"] == "SIGINT", record
+        assert 0 < record["env_step"] < 1500 and load_snapshot_file(run / "snapshot.pt", print)["step"] == record["env_step"]
+        assert not (run / "snapshot.tmp").exists()
+
+    second = run_train(args, tmp_path)
+    assert second.returncode == 0, second.stdout
+    for run in runs:
+        record = json.loads((run / "run.json").read_text())
+        assert record["status"] == "finished" and record["attempts"] == 2, record
+        _no_duplicate_rows(run)
 
 
 def test_the_run_clock_counts_cpu_seconds_not_pauses_and_survives_a_resume():
