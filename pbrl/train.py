@@ -91,9 +91,8 @@ class LocalSweepSignals(Callback):
 
     Ctrl-C reaches every process of the terminal's group, so each run hears it, saves its snapshot and stops. The
     sweep process must leave them to it: Python's KeyboardInterrupt would make joblib abort its pool and kill the
-    runs while they save (a run killed mid-save resumed from its last periodic snapshot; one that also got joblib's
-    own SIGINT stopped at once, "failed"). On SIGINT it therefore ends at once, as it does on SIGTERM, and the runs
-    finish their snapshots on their own."""
+    runs while they save (seen: a run killed with its new snapshot half written, which resumes from the one before).
+    On SIGINT it therefore ends at once, as it does on SIGTERM, and the runs finish their snapshots on their own."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if str(OmegaConf.select(config, "hydra.launcher._target_", default="")).endswith("JoblibLauncher"):
