@@ -59,14 +59,17 @@ def run_train(args: Sequence[str], cwd: Path, timeout: float = 240) -> subproces
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
-def start_train(args: Sequence[str], cwd: Path, log: Path) -> subprocess.Popen:
-    """Start ``pbrl-train <args>`` in its own process group (so a test can kill all of it), output to ``log``.
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test sends Ctrl-C: SIGINT back to its default, as a shell starts a command.
+    pytest-xdist's workers ignore SIGINT and children inherit that, so Python's own handler would never run."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    SIGINT is reset to its default, as a shell does for a command it starts: pytest-xdist's workers ignore it, and
-    children inherit that, so a test's Ctrl-C would otherwise never reach Python's own handler."""
+
+def start_train(args: Sequence[str], cwd: Path, log: Path) -> subprocess.Popen:
+    """Start ``pbrl-train <args>`` in its own process group (so a test can kill all of it), output to ``log``."""
     with open(log, "w") as f:
         return subprocess.Popen(train_cmd(*args), cwd=cwd, env=_clean_env(), stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                                start_new_session=True, preexec_fn=default_sigint)
 
 
 def wait_for(condition, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO, tiny_config
+from helpers import REPO, default_sigint, tiny_config
 from human_fixtures import fake_store
 from pbrl.envs.render import configure_mujoco_gl
 from pbrl.errors import ConfigError
@@ -200,10 +200,8 @@ def _label_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Comple
 def test_pbrl_label_demo_renders_queries_and_serves_them(tmp_path):
     """The demo makes a run, renders its 2 queries' 4 clips while serving, and stops cleanly on Ctrl-C. The test
     waits for the clips rather than a fixed time: rendering takes several times longer on a loaded machine."""
-    # Ctrl-C's SIGINT as a shell delivers it: pytest-xdist's workers ignore SIGINT, and children inherit that
     proc = subprocess.Popen([sys.executable, "-m", "pbrl.human.cli", "--demo", "--queries", "2"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     clips, deadline = [], time.time() + 120
     try:
         while len(clips) < 4 and proc.poll() is None and time.time() < deadline:
