@@ -21,7 +21,8 @@ Each study's runs go into runs/addons/<study>/ (``tag`` names the arm), seed by 
 a lane that finishes takes the next run, so no core idles while runs are queued); the report
 (pbrl-report --by tag) goes to experiments/results/addons/<study>/: IQM with 95 % stratified-bootstrap
 CIs per arm, each arm as a percentage of the reference (``tag=pebble``; ``tag=pebble_oracle`` in the
-noise study), and the probability that each switch beats PEBBLE (rliable, with its CI). A second report in
+noise study), and the probability that each switch beats PEBBLE (rliable, with its CI), on the final evaluation and on
+each run's mean over its last 3 evaluations (80k-100k, ``--last 3``: less evaluation noise). A second report in
 ``<study>/reward_correlation/`` does the same for the learned reward's correlation with the true reward at the end
 (pbrl's ``reward_correlation``), which tells how well each arm learned the task where the return cannot yet.
 
@@ -55,6 +56,7 @@ ARMS = {  # tag -> overrides on top of BASE and the study's teacher and budget
 # at 100k steps Walker2d's return is still mostly seed, the reward's quality is not
 REPORTS = [("final_eval_return", ".", "final eval return"),
            ("reward_correlation", "reward_correlation", "learned-true reward correlation")]
+LAST = 3  # beside the final evaluation, each run's mean return over its last 3 (80k, 90k, 100k): less eval noise
 STUDIES = {  # study -> (teacher overrides, budget, arms, reference arm for the ratios); the bar's study first
     "noise": (["teacher=mistake", "teacher.mistake=0.3"], 1000, ["pebble", "rime"], "pebble_oracle"),
     "efficiency": (["teacher=oracle"], 200, ["pebble", "surf", "rune", "qpa"], "pebble"),
@@ -101,9 +103,10 @@ def main() -> None:
         _, _, arms, reference = STUDIES[study]
         compare = [opt for arm in arms if arm != "pebble" for opt in ("--compare", f"tag={arm}", "tag=pebble")]
         for metric, out, what in REPORTS:
+            last = ["--last", str(LAST)] if metric == "final_eval_return" else []  # the correlation is steady
             report([sweep], RESULTS / "addons" / study / out, "tag",
                    f"PEBBLE add-ons on Walker2d-v5, {study} study: {what} at 100k env steps", metric=metric,
-                   options=["--relative-to", f"tag={reference}", *compare])
+                   options=["--relative-to", f"tag={reference}", *compare, *last])
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,8 @@ the same step budget.
 
 The report (pbrl-report) goes to experiments/results/bpref_benchmark/<task>/: IQM with 95 %
 stratified-bootstrap CIs per arm, PEBBLE relative to SAC-true (``--relative-to teacher.name=none``), curves,
-and for Meta-World the success rate (``--metric final_eval_success_rate``).
+and for Meta-World the success rate (``--metric final_eval_success_rate``); beside the final evaluation, each run's
+mean over its last 10 evaluations (``--last 10``: 210k-300k), a steadier end point.
 
 ``--variant NAME`` runs one more PEBBLE arm per seed (oracle teacher, the preset with ``VARIANTS[NAME]``'s
 overrides, tagged ``bpref_<NAME>``) into ``runs/bpref_benchmark/<task>_<NAME>/``; the task's report puts every
@@ -61,6 +62,9 @@ def arms(task: str, seeds: str, steps: int, variant: str | None = None) -> list[
     return [*common, "teacher=oracle", f"tag=bpref_{variant}", *VARIANTS[variant]]
 
 
+LAST = 10  # the report's steadier end point: each run's mean over its last 10 evaluations (210k-300k at 300k)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated, of {', '.join(TASKS)}")
@@ -84,7 +88,7 @@ def main() -> None:
         sweeps = [sweep_dir(task)] + [sweep_dir(task, v) for v in VARIANTS if sweep_dir(task, v).is_dir()]
         report(sweeps, RESULTS / "bpref_benchmark" / task, "teacher.name,tag,task",
                f"B-Pref protocol on {task}: PEBBLE (oracle teacher, the preset's label budget) vs SAC on the true "
-               f"reward, {steps // 1000}k steps", metric=metric, options=["--relative-to", "teacher.name=none"])
+               f"reward, {steps // 1000}k steps", metric=metric, options=["--relative-to", "teacher.name=none", "--last", str(LAST)])
 
 
 if __name__ == "__main__":

@@ -138,6 +138,16 @@ def load_curves(runs: pd.DataFrame | Sequence[str | Path]) -> pd.DataFrame:
     return curves[[*carried, "env_step", "labels", *curves.columns.difference([*carried, "env_step", "labels"])]]
 
 
+def last_evaluations(curves: pd.DataFrame, y: str, k: int) -> pd.Series:
+    """Each run's mean of ``y`` over its last ``k`` evaluations, by run (NaN for a run with fewer than ``k``).
+
+    A steadier end point than the one final evaluation: Meta-World's success rate, say, jumps between 0 and 1
+    from one evaluation to the next. An env step logged twice (a resumed run) counts once, its last value.
+    """
+    per_step = curves.dropna(subset=[y]).groupby(["run", "env_step"])[y].last()  # sorted by run, then env step
+    return per_step.groupby(level="run").agg(lambda s: s.iloc[-k:].mean() if len(s) >= k else math.nan)
+
+
 def as_text(value) -> str:
     """A key's value as a user types it: 1000, not 1000.0; None for a run without the key."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -336,11 +346,20 @@ def build_report(args: argparse.Namespace) -> tuple[str, pd.DataFrame, object]:
         parts += [f"## {y} at env step {args.at}", _aggregate_markdown(
                   aggregate(runs, keys, at, finished_only=False, reps=args.reps), keys, args.relative_to),
                   f"Over every run with an evaluation at env step {args.at} (`n`), finished or not."]
-    for a, b in args.compare or []:
-        poi = probability_of_improvement(runs, a, b, metric, reps=args.reps)
-        parts += [f"## Probability of improvement: {a} over {b}",
+    compared = [metric]
+    if args.last is not None:
+        last = f"{y}_last{args.last}"
+        runs[last] = runs["run"].map(last_evaluations(curves, y, args.last))
+        columns.append(last)
+        compared.append(last)
+        parts += [f"## {y}, mean of the last {args.last} evaluations", _aggregate_markdown(
+                  aggregate(runs, keys, last, reps=args.reps), keys, args.relative_to),
+                  f"Each finished run's mean over its last {args.last} evaluations (`n`: runs with that many)."]
+    for (a, b), score in ((pair, score) for pair in args.compare or [] for score in compared):
+        poi = probability_of_improvement(runs, a, b, score, reps=args.reps)
+        parts += [f"## Probability of improvement: {a} over {b}" + (f", on {score}" if len(compared) > 1 else ""),
                   markdown(poi) if len(poi) else "No finished runs of both yet.",
-                  f"P(A > B): the probability that a finished run of A has a higher `{metric}` than one of B "
+                  f"P(A > B): the probability that a finished run of A has a higher `{score}` than one of B "
                   "(ties count half), with its 95% stratified-bootstrap CI (rliable)."]
     table = runs[[c for c in dict.fromkeys([*columns, *TIMES])
                   if c in runs and (c in ("run", "error") or runs[c].notna().any())]]
@@ -365,6 +384,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="x axis: env steps, or labels used so far (runs that ask none are left out)")
     parser.add_argument("--at", type=int, metavar="STEP", help="also aggregate the curves' metric at env step STEP "
                         "(every run with an evaluation there, finished or not)")
+    parser.add_argument("--last", type=int, metavar="K", help="also aggregate each finished run's mean of the "
+                        "curves' metric over its last K evaluations, a steadier end point than the final one; "
+                        "--compare compares on it too")
     parser.add_argument("--relative-to", metavar="GROUP", help="add each median and mean as a percentage of "
                         "GROUP's (of the same task or env.id when grouped by it), e.g. tag=sac")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="probability that a "
@@ -379,6 +401,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--by: give at least one config key, e.g. --by task,precision")
     if args.reps < 1:
         parser.error("--reps: must be >= 1")
+    if args.last is not None and args.last < 1:
+        parser.error("--last: must be >= 1 (evaluations per run)")
     return args
 
 

@@ -337,6 +337,37 @@ def test_at_and_relative_to(runs_dir: Path, tmp_path: Path):
     assert columns[-2:] == ["median / precision=fp32", "mean / precision=fp32"]
 
 
+def test_last_k_averages_each_finished_runs_last_evaluations_and_compares_on_them(tmp_path: Path, fake_run, capsys):
+    """--last K: the mean of each finished run's last K evaluations (a step logged twice by a resumed run counts
+    once); a run with fewer than K has none; --compare then also compares on it."""
+    root = tmp_path / "runs"
+    for seed, returns in enumerate([[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]]):
+        _status(fake_run(root / f"a/seed={seed}", "Hopper-v5", seed, returns), "finished")
+    resumed = fake_run(root / "b/seed=0", "Hopper-v5", 0, [1.0, 0.0, 9.0, 0.0], steps=[1000, 2000, 2000, 3000])
+    fake_run(root / "b/seed=1", "Hopper-v5", 1, [5.0])  # one evaluation: no mean of the last 2
+    for run in root.glob("*/seed=*"):
+        (run / "config.yaml").write_text((run / "config.yaml").read_text() + f"tag: {run.parent.name}\n")
+    curves = report.load_curves([root])
+    means = report.last_evaluations(curves, "eval_return_mean", 2)
+    assert means["a/seed=0"] == 0.5 and means["a/seed=1"] == 1.0
+    assert means["b/seed=0"] == 4.5  # 9 at 2000 (the later of two rows) and 0 at 3000
+    assert math.isnan(means["b/seed=1"])
+    report.main([str(root), "--by", "tag", "--last", "2", "--compare", "tag=a", "tag=b", "--reps", "50"])
+    markdown = (root / "report.md").read_text()
+    section = markdown.split("## eval_return_mean, mean of the last 2 evaluations")[1].split("\n## ")[0]
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+             for line in section.splitlines() if line.startswith("| ")}
+    assert cells["a"][4] == "2" and cells["a"][5] == "0.75"  # n, mean
+    assert cells["b"][4] == "1" and cells["b"][5] == "4.5"
+    assert "## Probability of improvement: tag=a over tag=b, on final_eval_return" in markdown
+    on_last = markdown.split("over tag=b, on eval_return_mean_last2")[1].split("\n## ")[0]
+    assert "| Hopper-v5 | tag=a | tag=b | 2 | 1 | 0 |" in " ".join(on_last.split())  # 0.75 and 1 vs 4.5
+    assert "eval_return_mean_last2" in pd.read_csv(root / "summary.csv").columns
+    with pytest.raises(SystemExit) as stop:
+        report.parse_args([str(root), "--last", "0"])
+    assert stop.value.code == 2 and "--last: must be >= 1" in capsys.readouterr().err
+
+
 def test_default_out_is_the_first_dir(runs_dir: Path, capsys):
     report.main([str(runs_dir / "hopper"), "--reps", "50"])
     assert (runs_dir / "hopper" / "report.md").is_file()
