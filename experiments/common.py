@@ -198,13 +198,18 @@ def lost_runs(dirs: list[Path], out: Path) -> list[str]:
     with open(listed) as f:
         before = [row["run"] for row in csv.DictReader(f)
                   if row.get("run") and row.get("status", "finished") == "finished"]
-    from pbrl.report import ReportError, run_names
+    from pbrl.report import ReportError, find_runs
 
-    try:  # named as pbrl-report names them: it is given the dirs relative to ROOT
-        names = run_names(dirs)
-        here = set(names) if len(dirs) == 1 else {_rel(path) for path in names.values()}
-    except ReportError:  # a dir with no runs (yet): pbrl-report would say so
-        here = set()
+    # pbrl-report names a run relative to its one dir, or, given several, relative to ROOT (it is given the dirs
+    # relative to ROOT). The report before may have had only the first of these dirs (a variant's sweep joined
+    # since), so a run counts as here under either name.
+    here = set()
+    for i, root in enumerate(dirs):
+        try:
+            here |= {name for path in find_runs(root)
+                     for name in ([path.relative_to(root).as_posix()] if i == 0 else []) + [_rel(path)]}
+        except ReportError:  # a dir with no runs (yet): pbrl-report would say so
+            pass
     return [run for run in before if run not in here]
 
 

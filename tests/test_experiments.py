@@ -177,6 +177,27 @@ def test_a_report_pbrl_report_wrote_loses_no_runs(tmp_path, monkeypatch, studies
     assert common.lost_runs(dirs, out) == [("seed=1" if len(studies) == 1 else f"runs/{studies[-1]}/seed=1")]
 
 
+def test_a_sweep_joining_a_report_loses_none_of_its_runs(tmp_path, monkeypatch):
+    """A report over one sweep names its runs relative to it; when a second sweep (a variant) joins, pbrl-report
+    names them relative to ROOT. The first sweep's runs are still all here: the report is replaced, not partial/."""
+    import common
+    from pbrl.report import main as report_main
+
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for study in ("a", "a_variant"):
+        run = tmp_path / "runs" / study / "seed=0"
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text("env_step,eval_return_mean\n10,1.5\n")
+        (run / "config.yaml").write_text("seed: 0\n")
+        (run / "summary.json").write_text('{"final_eval_return": 1.5}')
+    out = tmp_path / "results" / "a"
+    report_main(["runs/a", "--by", "seed", "--out", "results/a"])  # one sweep: the run is "seed=0"
+    assert common.lost_runs([tmp_path / "runs" / "a", tmp_path / "runs" / "a_variant"], out) == []
+    shutil.rmtree(tmp_path / "runs" / "a" / "seed=0")
+    assert common.lost_runs([tmp_path / "runs" / "a", tmp_path / "runs" / "a_variant"], out) == ["seed=0"]
+
+
 def test_the_back_share_table_keeps_each_finished_runs_share_beside_it(tmp_path, monkeypatch):
     """The share comes from the run's snapshot; once the snapshot is gone (a fresh checkout: snapshots are not
     archived), from the back_share.json written beside the finished run, for the same window only."""
