@@ -469,10 +469,14 @@ def test_a_bpref_variant_is_the_presets_pebble_arm_with_its_overrides_and_the_tw
             assert changed == {"tag"} | {o.split("=")[0] for o in overrides}, (task, variant, changed)
     runs = [r for r in _archived_runs() if r.parts[-3] == "bpref_benchmark"]
     assert len(runs) >= 8  # walker-walk 3 seeds and cheetah-run 1 seed, both arms
+    sweeps = {bb.sweep_dir(t, v).name: (t, v) for t in bb.TASKS for v in (None, *bb.VARIANTS)}
     for run in runs:
         named = dict(part.split("=", 1) for part in run.name.split(","))
-        both = bb.arms(run.parent.name, named["seed"], int(named["steps"]))
-        assert _folder([o.replace("oracle,none", named["teacher"]) for o in both]) == run.name
+        assert run.parent.name in sweeps, f"{run.parent.name}: no task or variant of bpref_benchmark.py runs there"
+        task, variant = sweeps[run.parent.name]
+        overrides = bb.arms(task, named["seed"], int(named["steps"]), variant)
+        assert _folder([o.replace("oracle,none", named["teacher"]) for o in overrides]) == run.name
+    assert any(sweeps[r.parent.name][1] for r in runs)  # a variant's run (cheetah-run's linear) was checked too
 
 
 def test_bpref_benchmark_names_the_allowed_variants_for_an_unknown_one(capsys, monkeypatch):
