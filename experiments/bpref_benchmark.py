@@ -47,6 +47,7 @@ VARIANTS = {
     # where the true reward pays 0.68 and 0.46; a linear output closed the HalfCheetah-v5 gap (README)
     "linear": ["reward_model.output=linear"],
 }
+LAST = 10  # the report's steadier end point: each run's mean over its last 10 evaluations (210k-300k at 300k)
 
 
 def sweep_dir(task: str, variant: str | None = None):
@@ -60,9 +61,6 @@ def arms(task: str, seeds: str, steps: int, variant: str | None = None) -> list[
     if variant is None:
         return [*common, "teacher=oracle,none"]
     return [*common, "teacher=oracle", f"tag=bpref_{variant}", *VARIANTS[variant]]
-
-
-LAST = 10  # the report's steadier end point: each run's mean over its last 10 evaluations (210k-300k at 300k)
 
 
 def main() -> None:
@@ -88,7 +86,8 @@ def main() -> None:
         sweeps = [sweep_dir(task)] + [sweep_dir(task, v) for v in VARIANTS if sweep_dir(task, v).is_dir()]
         report(sweeps, RESULTS / "bpref_benchmark" / task, "teacher.name,tag,task",
                f"B-Pref protocol on {task}: PEBBLE (oracle teacher, the preset's label budget) vs SAC on the true "
-               f"reward, {steps // 1000}k steps", metric=metric, options=["--relative-to", "teacher.name=none", "--last", str(LAST)])
+               f"reward, {steps // 1000}k steps", metric=metric,
+               options=["--relative-to", "teacher.name=none", "--last", str(LAST)])
 
 
 if __name__ == "__main__":

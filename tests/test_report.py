@@ -343,7 +343,7 @@ def test_last_k_averages_each_finished_runs_last_evaluations_and_compares_on_the
     root = tmp_path / "runs"
     for seed, returns in enumerate([[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]]):
         _status(fake_run(root / f"a/seed={seed}", "Hopper-v5", seed, returns), "finished")
-    resumed = fake_run(root / "b/seed=0", "Hopper-v5", 0, [1.0, 0.0, 9.0, 0.0], steps=[1000, 2000, 2000, 3000])
+    fake_run(root / "b/seed=0", "Hopper-v5", 0, [1.0, 0.0, 9.0, 0.0], steps=[1000, 2000, 2000, 3000])  # resumed
     fake_run(root / "b/seed=1", "Hopper-v5", 1, [5.0])  # one evaluation: no mean of the last 2
     for run in root.glob("*/seed=*"):
         (run / "config.yaml").write_text((run / "config.yaml").read_text() + f"tag: {run.parent.name}\n")
