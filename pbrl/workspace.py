@@ -178,7 +178,9 @@ class Workspace:
         else:  # the agent asks the source itself (PPO): the episode's learned return is computed at its end
             reward = np.full(self.n_envs, np.nan, np.float32)
         self.agent.observe(Transitions(obs, action, reward, next_obs, terminated, truncated))
-        episodes.step(reward)
+        # a per-batch source (the k-NN bonus, RUNE) stores 0 for each step: its episode's learned return is not their
+        # sum (NaN asks the feedback for the model's return over the stored episode instead)
+        episodes.step(np.full_like(reward, np.nan) if source.per_batch else reward)
         self.step += self.n_envs
         last = None
         for i in np.flatnonzero(ended):

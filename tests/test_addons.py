@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
 import numpy as np
@@ -81,6 +82,21 @@ def test_sac_trains_on_the_rune_reward_of_every_sampled_batch(tmp_path):
     summary = ws.train()
     assert len(checked) >= 8 and summary["labels"] == 30
     assert math.isfinite(summary["final_eval_return"])
+
+
+def test_a_rune_runs_episodes_log_the_reward_models_return_not_the_zeros_sac_stores(tmp_path):
+    """RUNE's reward is computed per sampled batch, so SAC stores 0 for each step; episodes.csv's learned_return is
+    the reward model's return over the stored episode (NaN before the first round), as for PPO."""
+    ws = Workspace(tiny_config(*PEBBLE, "reward.bonus=rune"), tmp_path / "run")
+    ws.train()
+    with open(tmp_path / "run" / "episodes.csv") as f:
+        episodes = {int(r["env_step"]): float(r["learned_return"]) for r in csv.DictReader(f)}
+    assert sorted(episodes) == [200, 400, 600, 800]  # Pendulum's 200-step episodes; rounds at 300, 500, 700
+    assert math.isnan(episodes[200])  # ended before the first round: no learned reward yet
+    assert all(math.isfinite(episodes[s]) and episodes[s] != 0.0 for s in (400, 600, 800))
+    rows = ws.store.episode_rows(3)  # the last episode, ended after the last round: the model's return, recomputed
+    expected = ws.feedback.learned_return(ws.store.obs[rows], ws.store.action[rows])
+    assert episodes[800] == pytest.approx(expected, rel=1e-5)
 
 
 def test_prefppo_asks_its_rollout_rewards_from_the_rune_source(tmp_path):
