@@ -86,7 +86,7 @@ def test_sac_trains_on_the_rune_reward_of_every_sampled_batch(tmp_path):
 
 def test_a_rune_runs_episodes_log_the_reward_models_return_not_the_zeros_sac_stores(tmp_path):
     """RUNE's reward is computed per sampled batch, so SAC stores 0 for each step; episodes.csv's learned_return is
-    the reward model's return over the stored episode (NaN before the first round), as for PPO."""
+    the reward model's return over the stored episode (NaN for one that ended before the first round), as for PPO."""
     ws = Workspace(tiny_config(*PEBBLE, "reward.bonus=rune"), tmp_path / "run")
     ws.train()
     with open(tmp_path / "run" / "episodes.csv") as f:

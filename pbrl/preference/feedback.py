@@ -125,7 +125,10 @@ class PreferenceFeedback(EnvFeedback):
 
     def episode_row(self, env: int, agent_return: float, episode: int) -> dict:
         """The true return (a diagnostic from the ledger) beside the learned one the agent saw: summed step by
-        step, or (NaN: the agent took no step rewards) the current model's return of the stored ``episode``."""
+        step, or (NaN: the agent took no step rewards) the current model's return of the stored ``episode``; NaN
+        for an episode that ended before the first reward model."""
+        if not self.learner.trained:
+            return {"return": float(self.ledger.last_return[env]), "learned_return": math.nan}
         if math.isnan(agent_return):
             rows = self.store.episode_rows(episode)
             agent_return = self.learned_return(self.store.obs[rows], self.store.action[rows])
