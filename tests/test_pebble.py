@@ -162,9 +162,9 @@ def test_a_round_waits_for_an_episode_long_enough_for_a_segment(tmp_path, capsys
     asked_at = {}
     round_ = ws.feedback._round
 
-    def spy(step, agent):
+    def spy(step, agent, rounds=1):
         asked_at.update(step=step, updates=agent.num_updates)
-        round_(step, agent)
+        round_(step, agent, rounds)
 
     ws.feedback._round = spy
     ws.train()
@@ -174,6 +174,41 @@ def test_a_round_waits_for_an_episode_long_enough_for_a_segment(tmp_path, capsys
     assert ws.feedback.learner.rounds == 1 and ws.agent.num_updates > 0  # after the round, SAC learns
     first = ws.store.episode[ws.store.step == 19]
     assert len(first) > 0  # a 20-step episode was stored before the round
+
+
+def test_rounds_scheduled_while_one_waits_are_asked_with_it_so_no_label_is_lost(tmp_path, capsys):
+    # the first round (step 50) waits for a 20-step InvertedPendulum episode; rounds every 100 steps come and go
+    # meanwhile: the wait must not shrink the budget (all 12 labels asked, the missed rounds' with the waiting one)
+    cfg = tiny_config("env=inverted_pendulum", "steps=1500", "seed_steps=50", "pretrain.steps=0",
+                      "feedback.segment=20", "feedback.mb_size=4", "feedback.max_feedback=12",
+                      "feedback.num_interact=100", "reward_model.hidden_dim=16", "reward_model.epochs=2")
+    ws = Workspace(cfg, tmp_path / "run")
+    asked = []
+    round_ = ws.feedback.learner.round
+
+    def spy(store, step=None, ask=True, rounds=1):
+        stats = round_(store, step, ask, rounds)
+        asked.append((step, stats["asked_now"]))
+        return stats
+
+    ws.feedback.learner.round = spy
+    ws.train()
+    out = capsys.readouterr().out
+    first_step, first_count = asked[0]
+    assert first_step > 150, "the test needs a wait past the next scheduled round (step 150)"
+    assert first_count == min(12, 4 * (1 + (first_step - 50) // 100))  # the waiting round and those missed
+    assert "scheduled since" in out
+    assert ws.feedback.learner.asked == 12 and sum(n for _, n in asked) == 12
+
+
+def test_a_waiting_round_and_the_rounds_it_owes_survive_a_resume(tmp_path):
+    cfg = tiny_config("env=inverted_pendulum", "feedback.segment=20")
+    ws = Workspace(cfg, tmp_path / "run")
+    ws.feedback.waiting_since, ws.feedback.missed = 3000, 2
+    state = ws.feedback.state_dict()
+    again = Workspace(cfg, tmp_path / "run2")
+    again.feedback.load_state_dict(state)
+    assert (again.feedback.waiting_since, again.feedback.missed) == (3000, 2)
 
 
 def test_terminate_false_keeps_training_episodes_going_but_not_evaluation(tmp_path):

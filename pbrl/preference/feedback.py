@@ -104,6 +104,7 @@ class PreferenceFeedback(EnvFeedback):
         self.schedule = FeedbackSchedule(cfg["seed_steps"], cfg["pretrain"]["steps"],
                                          int(cfg["feedback"]["num_interact"]))
         self.waiting_since: int | None = None  # step at which a due round began waiting for long-enough episodes
+        self.missed = 0  # scheduled rounds that came while one waited: asked with it, so no label of the budget is lost
         self.timings = {"relabel_s": 0.0, "reward_rounds_s": 0.0}
         self.labels_note: str | None = None  # what became of a person's labels, from the teacher at the end
 
@@ -143,6 +144,8 @@ class PreferenceFeedback(EnvFeedback):
         if warm is not None and self.phase(prev) is Phase.PRETRAIN and not self.learner.trained:
             warm.step(self.learner.model, self.store.observations(), self.store.actions(), self.learner.generator)
         due = self.schedule.due(prev, step) and self.learner.wants_round()  # last: a person's teacher reads its store
+        if due and self.waiting_since is not None:
+            self.missed += 1
         awaiting_first = self.learner.rounds == 0 and step >= self.schedule.first
         if due or awaiting_first or self.waiting_since is not None:
             self._round_when_possible(prev, step, agent)
@@ -157,28 +160,31 @@ class PreferenceFeedback(EnvFeedback):
         """Ask a due round now, or, if no stored episode holds a whole segment yet, as soon as one does.
 
         While it waits the run is in the WAITING phase (first round) or keeps learning (later rounds),
-        and checks again every ``segment`` steps. A waiting first round survives a resume (it is
-        derived from the step and the round count); a waiting later round does not, and the next
-        scheduled one takes its place.
+        and checks again every ``segment`` steps. A scheduled round that comes while one waits is asked
+        with it (both rounds' queries, one reward update), so a wait never costs labels of the budget.
+        A waiting round survives a resume.
         """
         length, since = self.learner.length, self.waiting_since
         if since is not None and not crossed(prev, step, length, since):
             return
         if self.learner.can_ask(self.store):
+            rounds = 1 + self.missed
             if since is not None:
-                self.log(f"the round due at step {since} is asked at step {step}")
-            self.waiting_since = None
-            self._round(step, agent)
+                self.log(f"the round due at step {since} is asked at step {step}"
+                         + (f", with the {self.missed} scheduled since ({rounds} rounds' queries)" if self.missed else ""))
+            self.waiting_since, self.missed = None, 0
+            self._round(step, agent, rounds)
         elif since is None:
             self.waiting_since = step
             self.log(f"feedback round due at step {step} waits: no stored episode (of the last "
                      f"{self.cfg['feedback']['last_episodes']}) holds {length} consecutive steps yet "
                      f"(feedback.segment={length}); the round is asked once one does")
 
-    def _round(self, step: int, agent: Agent) -> None:
-        """Ask the teacher and train the reward model; the agent then updates its rewards (first: PEBBLE's reset)."""
+    def _round(self, step: int, agent: Agent, rounds: int = 1) -> None:
+        """Ask the teacher (``rounds`` rounds' queries) and train the reward model; the agent then updates its
+        rewards (first: PEBBLE's reset)."""
         first = not self.learner.trained
-        stats = self.learner.round(self.store, step)
+        stats = self.learner.round(self.store, step, rounds=rounds)
         self.timings["reward_rounds_s"] += stats["reward_round_s"]
         self._tick(step)  # the viewer learns at once when the next round comes
         if not stats["trained"]:  # an asynchronous teacher had no new labels yet
@@ -275,13 +281,16 @@ class PreferenceFeedback(EnvFeedback):
 
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "ledger": self.ledger.state_dict(),
-                "state_entropy": self.bonus.bonus.stats.state_dict(), "timings": dict(self.timings)}
+                "state_entropy": self.bonus.bonus.stats.state_dict(), "timings": dict(self.timings),
+                "waiting": {"since": self.waiting_since, "missed": self.missed}}
 
     def load_state_dict(self, state: dict, order: np.ndarray | None = None) -> None:
         self.learner.load_state_dict(state["learner"])
         self.ledger.load_state_dict(state["ledger"], order)
         self.bonus.bonus.stats.load_state_dict(state["state_entropy"])
         self.timings.update(state.get("timings", {}))
+        waiting = state.get("waiting", {})  # absent in snapshots from before 2026-12-05: nothing waits
+        self.waiting_since, self.missed = waiting.get("since"), int(waiting.get("missed", 0))
 
 
 def preference_mode(cfg: Mapping[str, Any]) -> bool:

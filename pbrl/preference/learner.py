@@ -119,8 +119,9 @@ class PreferenceLearner:
         """Budget left to ask, or labels still to come from queries already asked (or given, not yet taken)."""
         return self.budget_left > 0 or self.teacher.pending() > 0 or self.teacher.undelivered() > 0
 
-    def round(self, store: EpisodeStore, step: int | None = None, ask: bool = True) -> dict[str, float]:
-        """One feedback round: ``mb_size`` queries (fewer if the budget ends), labels, reward training.
+    def round(self, store: EpisodeStore, step: int | None = None, ask: bool = True, rounds: int = 1
+              ) -> dict[str, float]:
+        """One feedback round: ``rounds × mb_size`` queries (fewer if the budget ends), labels, reward training.
 
         ``ask=False`` asks nothing and only folds in labels that have arrived (the end of an
         asynchronous run).
@@ -133,7 +134,7 @@ class PreferenceLearner:
         started = time.perf_counter()
         if self.pool is not None:
             self.pool.store = store  # the pool holds rows of this store (also after a resume)
-        count = min(int(self.fb["mb_size"]), self.budget_left) if ask else 0
+        count = min(rounds * int(self.fb["mb_size"]), self.budget_left) if ask else 0
         if count > 0:
             rule = "uniform" if self.rounds == 0 else self.query_cfg["selection"]
             ctx = SelectionContext(self.model, self.labels.features(), self.rng)
