@@ -1,19 +1,23 @@
 """``pbrl-train``: the hydra entry point (``python -m pbrl.train`` is the same).
 
 Bad input ends with ``pbrl-train: error: <field>: <what is allowed>`` and exit status 2, never a
-traceback: ConfigError is raised by validation everywhere and caught here once.
+traceback: ConfigError is raised by validation everywhere and caught here once. In a local joblib sweep the
+run's worker reports it (or a stop by a signal) to the sweep instead, which says it in one line and exits 1 once
+the other runs have ended.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Sequence
 
 import hydra
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -97,6 +101,23 @@ class LocalSweepSignals(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         if str(OmegaConf.select(config, "hydra.launcher._target_", default="")).endswith("JoblibLauncher"):
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.environ[SWEEP_PID] = str(os.getpid())  # the workers inherit it: see _stop
+
+
+SWEEP_PID = "PBRL_JOBLIB_SWEEP_PID"
+
+
+class RunStopped(CompactHydraException):
+    """A run of a local joblib sweep ended early (a signal, bad settings). Its worker hands this to hydra, which
+    reports it in one line once the other runs have ended: a SystemExit would make joblib kill them."""
+
+
+def _stop(message: str, code: int) -> None:
+    """Print why the run stopped and end it: exit ``code``, or in a joblib worker process raise RunStopped."""
+    print(message, file=sys.stderr, flush=True)
+    if os.environ.get(SWEEP_PID, str(os.getpid())) != str(os.getpid()):
+        raise RunStopped(message)
+    raise SystemExit(code)
 
 
 CLUSTER_LAUNCHERS = ("SlurmLauncher", "RayLauncher")  # hydra/launcher=slurm, ray: wandb offline unless told
@@ -140,11 +161,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         run(cfg)
     except ConfigError as exc:
-        print(f"pbrl-train: error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        _stop(f"pbrl-train: error: {exc}", 2)
     except Preempted as exc:
-        print(f"pbrl-train: {exc}; rerun the same command to resume", file=sys.stderr, flush=True)
-        raise SystemExit(128 + exc.signum) from None
+        _stop(f"pbrl-train: {exc}; rerun the same command to resume", 128 + exc.signum)
 
 
 def main() -> None:

@@ -98,6 +98,30 @@ def test_ctrl_c_stops_a_local_joblib_sweep_with_every_runs_snapshot_and_the_reru
         _no_duplicate_rows(run)
 
 
+def test_a_signal_to_one_run_of_a_joblib_sweep_leaves_the_others_running(tmp_path: Path):
+    """SIGTERM to one run (a person stopping one cell, a per-process OOM guard): that run saves and stops, its
+    sibling runs on to the end, and the sweep then reports the stop in one line (exit 1). A SystemExit in the
+    worker used to make joblib kill the sibling, whose run.json then said "running" forever."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", *RUN, "steps=3000", "snapshot.every=0", "seed=0,1", "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={sweep}"]
+    proc = start_train(args, tmp_path, tmp_path / "sweep.log")
+    try:
+        wait_for(lambda: len(list(sweep.glob("*/rounds.csv"))) == 2, proc, tmp_path / "sweep.log")
+        stopped, other = sorted(r.parent for r in sweep.glob("*/rounds.csv"))
+        os.kill(json.loads((stopped / "run.json").read_text())["pid"], signal.SIGTERM)
+        assert proc.wait(timeout=180) == 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert json.loads((stopped / "run.json").read_text())["status"] == "preempted"
+    assert json.loads((other / "run.json").read_text())["status"] == "finished"
+    assert json.loads((other / "summary.json").read_text())["env_steps"] == 3000
+    log = (tmp_path / "sweep.log").read_text()
+    assert log.rstrip().splitlines()[-3].startswith("pbrl-train: stopped by SIGTERM"), log[-2000:]
+    assert "Traceback" not in log
+
+
 def test_the_run_clock_counts_cpu_seconds_not_pauses_and_survives_a_resume():
     clock = RunClock()
     time.sleep(0.3)  # paused or waiting: wall time, next to no CPU time
