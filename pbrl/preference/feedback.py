@@ -104,7 +104,6 @@ class PreferenceFeedback(EnvFeedback):
         self.schedule = FeedbackSchedule(cfg["seed_steps"], cfg["pretrain"]["steps"],
                                          int(cfg["feedback"]["num_interact"]))
         self.waiting_since: int | None = None  # step at which a due round began waiting for long-enough episodes
-        self.missed = 0  # scheduled rounds that came while one waited: asked with it, so no label of the budget is lost
         self.timings = {"relabel_s": 0.0, "reward_rounds_s": 0.0}
         self.labels_note: str | None = None  # what became of a person's labels, from the teacher at the end
 
@@ -144,8 +143,6 @@ class PreferenceFeedback(EnvFeedback):
         if warm is not None and self.phase(prev) is Phase.PRETRAIN and not self.learner.trained:
             warm.step(self.learner.model, self.store.observations(), self.store.actions(), self.learner.generator)
         due = self.schedule.due(prev, step) and self.learner.wants_round()  # last: a person's teacher reads its store
-        if due and self.waiting_since is not None:
-            self.missed += 1
         awaiting_first = self.learner.rounds == 0 and step >= self.schedule.first
         if due or awaiting_first or self.waiting_since is not None:
             self._round_when_possible(prev, step, agent)
@@ -168,12 +165,12 @@ class PreferenceFeedback(EnvFeedback):
         if since is not None and not crossed(prev, step, length, since):
             return
         if self.learner.can_ask(self.store):
-            rounds = 1 + self.missed
+            missed = 0 if since is None else self.schedule.rounds_in(since, step)  # scheduled while it waited
             if since is not None:
                 self.log(f"the round due at step {since} is asked at step {step}"
-                         + (f", with the {self.missed} scheduled since ({rounds} rounds' queries)" if self.missed else ""))
-            self.waiting_since, self.missed = None, 0
-            self._round(step, agent, rounds)
+                         + (f", with the {missed} scheduled since ({1 + missed} rounds' queries)" if missed else ""))
+            self.waiting_since = None
+            self._round(step, agent, 1 + missed)
         elif since is None:
             self.waiting_since = step
             self.log(f"feedback round due at step {step} waits: no stored episode (of the last "
@@ -282,15 +279,14 @@ class PreferenceFeedback(EnvFeedback):
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "ledger": self.ledger.state_dict(),
                 "state_entropy": self.bonus.bonus.stats.state_dict(), "timings": dict(self.timings),
-                "waiting": {"since": self.waiting_since, "missed": self.missed}}
+                "waiting_since": self.waiting_since}
 
     def load_state_dict(self, state: dict, order: np.ndarray | None = None) -> None:
         self.learner.load_state_dict(state["learner"])
         self.ledger.load_state_dict(state["ledger"], order)
         self.bonus.bonus.stats.load_state_dict(state["state_entropy"])
         self.timings.update(state.get("timings", {}))
-        waiting = state.get("waiting", {})  # absent in snapshots from before 2026-12-05: nothing waits
-        self.waiting_since, self.missed = waiting.get("since"), int(waiting.get("missed", 0))
+        self.waiting_since = state.get("waiting_since")  # absent in snapshots from before 2026-12-05: nothing waits
 
 
 def preference_mode(cfg: Mapping[str, Any]) -> bool:

@@ -67,6 +67,12 @@ class FeedbackSchedule:
         """A scheduled round falls in ``(prev, step]``: at ``first``, then every ``every`` steps."""
         return step >= self.first and (prev < self.first or crossed(prev, step, self.every, self.first))
 
+    def rounds_in(self, prev: int, step: int) -> int:
+        """How many scheduled rounds fall in ``(prev, step]``."""
+        def upto(s: int) -> int:
+            return 0 if s < self.first else 1 + ((s - self.first) // self.every if self.every else 0)
+        return upto(step) - upto(prev)
+
     def next_round(self, step: int) -> int:
         """The step of the next scheduled round after ``step``."""
         if step < self.first:
